@@ -1,0 +1,22 @@
+-- At most one bulletin email per report date: the row is written before sending.
+
+-- name: select_delivery
+SELECT status, message_id, recipients, content_sha256, sent_at FROM delivery WHERE report_date = :report_date;
+
+-- name: insert_delivery
+INSERT INTO delivery (report_date, status, subject, recipients, message_id, content_sha256, started_at)
+VALUES (:report_date, 'sending', :subject, :recipients, :message_id, :content_sha256, :started_at);
+
+-- name: mark_delivery_sent
+UPDATE delivery SET status = 'sent', sent_at = :sent_at WHERE report_date = :report_date;
+
+-- name: select_published
+SELECT report_date FROM delivery WHERE report_date = :report_date AND status IN ('sending', 'sent');
+
+-- name: delete_unsent_delivery
+-- The SMTP server refused or never answered: nothing was sent, so the next try may send.
+DELETE FROM delivery WHERE report_date = :report_date AND status = 'sending';
+
+-- name: delete_delivery
+-- Operator's decision after checking the mailbox (closeout forget-delivery): allow one more send.
+DELETE FROM delivery WHERE report_date = :report_date;

@@ -1,0 +1,49 @@
+-- Loading one unit's file for one day. The caller runs these in one transaction.
+
+-- name: find_submission
+SELECT status, reasons FROM submission
+WHERE report_date = :report_date AND unit_code = :unit_code AND sha256 = :sha256;
+
+-- name: insert_submission
+INSERT INTO submission (report_date, unit_code, sha256, file_name, archived_path, received_at, status, reasons, processed_at)
+VALUES (:report_date, :unit_code, :sha256, :file_name, :archived_path, :received_at, :status, :reasons, :processed_at);
+
+-- name: supersede_loaded_submissions
+UPDATE submission SET status = 'superseded'
+WHERE report_date = :report_date AND unit_code = :unit_code AND status = 'loaded';
+
+-- name: select_unit_figures
+SELECT metric, value, qualifier, note, source_sha256 FROM figure
+WHERE report_date = :report_date AND unit_code = :unit_code;
+
+-- name: delete_unit_figures
+DELETE FROM figure WHERE report_date = :report_date AND unit_code = :unit_code AND source_sha256 <> 'derived';
+
+-- name: insert_figure
+INSERT INTO figure (report_date, unit_code, metric, value, qualifier, note, source_sha256, source_rows, attributed_unit)
+VALUES (:report_date, :unit_code, :metric, :value, :qualifier, :note, :source_sha256, :source_rows, :attributed_unit);
+
+-- name: insert_revision
+INSERT INTO figure_revision (report_date, unit_code, metric, old_value, new_value, old_qualifier, new_qualifier,
+                             old_sha256, new_sha256, kind, reason, recorded_at)
+VALUES (:report_date, :unit_code, :metric, :old_value, :new_value, :old_qualifier, :new_qualifier,
+        :old_sha256, :new_sha256, :kind, :reason, :recorded_at);
+
+-- name: delete_findings
+DELETE FROM finding WHERE report_date = :report_date AND unit_code = :unit_code AND stage = :stage;
+
+-- name: insert_finding
+INSERT INTO finding (report_date, unit_code, stage, severity, rule, metric, file_name, row_no, value, message, line)
+VALUES (:report_date, :unit_code, :stage, :severity, :rule, :metric, :file, :row, :value, :message, :line);
+
+-- name: upsert_unit_day
+INSERT INTO unit_day (report_date, unit_code, status, detail, updated_at)
+VALUES (:report_date, :unit_code, :status, :detail, :updated_at)
+ON CONFLICT (report_date, unit_code) DO UPDATE
+SET status = excluded.status, detail = excluded.detail, updated_at = excluded.updated_at;
+
+-- name: upsert_narrative
+INSERT INTO narrative (report_date, unit_code, headline, byline, body, sha256)
+VALUES (:report_date, :unit_code, :headline, :byline, :body, :sha256)
+ON CONFLICT (report_date, unit_code) DO UPDATE
+SET headline = excluded.headline, byline = excluded.byline, body = excluded.body, sha256 = excluded.sha256;

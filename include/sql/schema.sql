@@ -1,0 +1,100 @@
+-- The reporting store. Portable SQL (SQLite and PostgreSQL); dates are ISO text 'YYYY-MM-DD',
+-- times ISO text in Asia/Shanghai. Keys are natural: (report_date, unit_code, ...).
+
+-- name: create_submission
+CREATE TABLE IF NOT EXISTS submission (
+    report_date    TEXT NOT NULL,
+    unit_code      TEXT NOT NULL,
+    sha256         TEXT NOT NULL,
+    file_name      TEXT NOT NULL,
+    archived_path  TEXT NOT NULL,
+    received_at    TEXT NOT NULL,
+    status         TEXT NOT NULL,            -- loaded | rejected | superseded
+    reasons        TEXT NOT NULL DEFAULT '', -- one line per hard finding
+    processed_at   TEXT NOT NULL,
+    PRIMARY KEY (report_date, unit_code, sha256)
+);
+
+-- name: create_figure
+CREATE TABLE IF NOT EXISTS figure (
+    report_date      TEXT NOT NULL,
+    unit_code        TEXT NOT NULL,
+    metric           TEXT NOT NULL,
+    value            DOUBLE PRECISION NOT NULL,
+    qualifier        TEXT NOT NULL DEFAULT '',  -- 余/约/… kept for soft metrics
+    note             TEXT NOT NULL DEFAULT '',
+    source_sha256    TEXT NOT NULL,             -- submission it came from; 'derived' for C metrics
+    source_rows      TEXT NOT NULL DEFAULT '',
+    attributed_unit  TEXT NOT NULL DEFAULT '',  -- another unit the figure belongs to, kept beside the reporter
+    PRIMARY KEY (report_date, unit_code, metric)
+);
+
+-- name: create_figure_revision
+-- History is never overwritten: every changed figure keeps old and new, and why.
+CREATE TABLE IF NOT EXISTS figure_revision (
+    report_date    TEXT NOT NULL,
+    unit_code      TEXT NOT NULL,
+    metric         TEXT NOT NULL,
+    old_value      DOUBLE PRECISION,
+    new_value      DOUBLE PRECISION,
+    old_qualifier  TEXT NOT NULL DEFAULT '',
+    new_qualifier  TEXT NOT NULL DEFAULT '',
+    old_sha256     TEXT NOT NULL,
+    new_sha256     TEXT NOT NULL,
+    kind           TEXT NOT NULL,               -- revision (before publication) | correction (after)
+    reason         TEXT NOT NULL DEFAULT '',
+    recorded_at    TEXT NOT NULL,
+    announced_in   TEXT,                        -- report date of the bulletin that listed the correction
+    PRIMARY KEY (report_date, unit_code, metric, new_sha256)
+);
+
+-- name: create_finding
+CREATE TABLE IF NOT EXISTS finding (
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,
+    stage        TEXT NOT NULL,   -- load | validate | reconcile
+    severity     TEXT NOT NULL,   -- hard | soft | missing
+    rule         TEXT NOT NULL,
+    metric       TEXT NOT NULL DEFAULT '',
+    file_name    TEXT NOT NULL DEFAULT '',
+    row_no       INTEGER,
+    value        TEXT NOT NULL DEFAULT '',
+    message      TEXT NOT NULL,
+    line         TEXT NOT NULL
+);
+
+-- name: create_finding_index
+CREATE INDEX IF NOT EXISTS finding_by_day ON finding (report_date, unit_code, stage);
+
+-- name: create_unit_day
+CREATE TABLE IF NOT EXISTS unit_day (
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,
+    status       TEXT NOT NULL,   -- loaded | cleared | break | rejected | missing | absent
+    detail       TEXT NOT NULL DEFAULT '',
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (report_date, unit_code)
+);
+
+-- name: create_narrative
+CREATE TABLE IF NOT EXISTS narrative (
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,
+    headline     TEXT NOT NULL,
+    byline       TEXT NOT NULL DEFAULT '',
+    body         TEXT NOT NULL DEFAULT '',
+    sha256       TEXT NOT NULL,
+    PRIMARY KEY (report_date, unit_code)
+);
+
+-- name: create_delivery
+CREATE TABLE IF NOT EXISTS delivery (
+    report_date     TEXT NOT NULL PRIMARY KEY,
+    status          TEXT NOT NULL,   -- sending | sent
+    subject         TEXT NOT NULL,
+    recipients      TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    content_sha256  TEXT NOT NULL,
+    started_at      TEXT NOT NULL,
+    sent_at         TEXT
+);

@@ -1,0 +1,246 @@
+"""The daily bulletin: the day's figures, totals, changes, narratives and data notes, rendered."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from closeout.context import Context
+from closeout.numbers import render_value
+from closeout.reconcile import read_figures
+
+STATUS_LABELS = {
+    "cleared": "已结清", "break": "未结清", "rejected": "拒收", "missing": "缺报", "absent": "无单独报送",
+    "loaded": "已受理",
+}
+ATTACHMENT_COLUMNS = ("report_date", "unit_code", "unit_name", "metric", "metric_name", "kind", "unit",
+                      "value", "qualifier", "display", "previous_value", "change", "status")
+
+
+@dataclass
+class Line:
+    code: str
+    name: str
+    status: str
+    is_total: bool = False
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+
+@dataclass
+class Bulletin:
+    report_date: date
+    title: str
+    subject: str
+    window: str
+    summary: list[str]
+    sections: list[dict]
+    lines: list[Line]
+    narratives: list[dict]
+    notes: list[str]
+    attachment_rows: list[dict] = field(default_factory=list)
+
+    @property
+    def attachment_name(self) -> str:
+        return f"{self.title.split('（')[0]}数据_{self.report_date.isoformat()}.csv"
+
+
+def month_day(day: date) -> str:
+    return f"{day.month}月{day.day}日"
+
+
+def _sum(cells: list[tuple[float, str] | None]) -> tuple[float, str] | None:
+    present = [c for c in cells if c is not None]
+    if not present:
+        return None
+    qualifiers = [q for _, q in present if q]
+    return sum(v for v, _ in present), ("约" if qualifiers else "")
+
+
+def _change(today, before) -> str:
+    if today is None or before is None:
+        return "—"
+    delta = today[0] - before[0]
+    return "持平" if delta == 0 else ("+" if delta > 0 else "−") + render_value(abs(delta))
+
+
+def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
+    registry, catalogue, store = ctx.registry, ctx.catalogue, ctx.store
+    day = report_date.isoformat()
+    figures = read_figures(ctx, report_date, days_before=1)
+    today, yesterday = figures.today(), figures.day(1)
+    statuses = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
+    lines = [Line(u.code, u.name, statuses.get(u.code, "missing" if u.required else "absent"))
+             for u in registry.all_units]
+    region = Line(registry.region_code, f"{registry.region_name}（合计）", "", is_total=True)
+
+    def cell(code, key, source=today):
+        return source.get(code, {}).get(key)
+
+    totals, previous = {}, {}
+    for metric in catalogue.metrics:
+        totals[metric.key] = _sum([cell(u.code, metric.key) for u in registry.all_units])
+        previous[metric.key] = _sum([cell(u.code, metric.key, yesterday) for u in registry.all_units])
+
+    def amount(key: str) -> str:
+        metric = catalogue.by_key[key]
+        total = totals[key]
+        if total is None:
+            return f"{metric.label}—"
+        return f"{render_value(*total)}{metric.unit}"
+
+    def say(key: str) -> str:
+        """'新增本土确诊15例' or, for a zero flow, '无新增本土确诊'; never '新增0例'."""
+        metric = catalogue.by_key[key]
+        total = totals[key]
+        if total is None:
+            return f"{metric.label}数据暂缺"
+        if total[0] == 0 and metric.kind == "F":
+            return f"无新增{metric.label.removeprefix('新增')}"
+        return f"{metric.label.removesuffix(metric.unit)}{render_value(*total)}{metric.unit}"
+
+    def by_unit(key: str) -> str:
+        parts = [f"{u.name}{render_value(*cell(u.code, key))}{catalogue.by_key[key].unit}"
+                 for u in registry.all_units if cell(u.code, key) and cell(u.code, key)[0]]
+        return f"（{'、'.join(parts)}）" if len(parts) > 1 else ""
+
+    summary = [
+        f"{month_day(report_date)}0—24时，全市{say('new_confirmed')}{by_unit('new_confirmed')}"
+        + (f"（其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}）"
+           if totals['asymptomatic_to_confirmed'] and totals['asymptomatic_to_confirmed'][0] else "")
+        + f"，{say('new_asymptomatic')}{by_unit('new_asymptomatic')}。"
+        + (f"累计报告本土确诊病例{amount('confirmed_cumulative')}。" if totals.get("confirmed_cumulative") else ""),
+        f"核酸检测：全市设{say('sampling_points')}、{say('sampling_lanes')}，当日{say('sampled')}，"
+        f"{say('tested')}（{say('negative')}，{say('positive')}），{say('pending')}。",
+        f"隔离管控：{say('close_contacts_new')}，{say('secondary_contacts_new')}；{say('isolation_central')}"
+        f"（{say('isolation_new')}，{say('isolation_released')}，{say('isolation_transferred')}），"
+        f"{say('home_observation')}。",
+        f"基层防控：{say('checkpoints')}，{say('cadres_deployed')}，{say('volunteers')}，{say('temp_party_branches')}；"
+        f"当日{say('needs_resolved')}，{say('counseling_sessions')}，{say('donations_value_yuan')}，"
+        f"{say('donated_goods_kg')}。",
+    ]
+    missing = [ln for ln in lines if ln.status == "missing"]
+    for ln in missing:
+        summary.append(f"（{ln.name}数据截至发布时未报送，按缺报处理，次日补报后订正）")
+
+    section_titles = {"cases": "一、病例情况", "testing": "二、核酸检测", "isolation": "三、隔离管控", "community": "四、基层防控"}
+    sections = []
+    for section, title in section_titles.items():
+        rows = []
+        for metric in (m for m in catalogue.metrics if m.section == section):
+            cells = []
+            for ln in lines:
+                value = cell(ln.code, metric.key)
+                cells.append("—" if value is None else render_value(*value))
+            total = totals[metric.key]
+            rows.append({"label": metric.label, "unit": metric.unit, "cells": cells,
+                         "total": "—" if total is None else render_value(*total),
+                         "change": _change(total, previous[metric.key])})
+        sections.append({"title": title, "rows": rows})
+
+    narratives = [{"unit": registry.get(r["unit_code"]).name, "headline": r["headline"], "byline": r["byline"],
+                   "paragraphs": [p for p in r["body"].splitlines() if p]}
+                  for r in store.rows("select_narratives", {"report_date": day})]
+    notes = _notes(ctx, report_date, lines)
+    title = f"{registry.region_name}疫情防控工作日报（{month_day(report_date)}）"
+    subject = f"{registry.region_name}疫情防控工作日报 {report_date.year}年{month_day(report_date)}"
+    bulletin = Bulletin(report_date, title, subject, f"统计时段：{month_day(report_date)}0—24时", summary, sections,
+                        lines, narratives, notes)
+    bulletin.attachment_rows = _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous)
+    return bulletin
+
+
+def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
+    catalogue, store, day = ctx.catalogue, ctx.store, report_date.isoformat()
+    names = {u.code: u.name for u in ctx.registry.all_units}
+    notes = []
+    for ln in lines:
+        if ln.status == "missing":
+            notes.append(f"{ln.name}数据截至发布时未报送，按缺报处理，表中以“—”表示，次日补报后订正。")
+        if ln.status == "absent":
+            notes.append(f"{ln.name}本日无单独报送，合计为各县（市、区）之和。")
+    findings = store.rows("select_findings", {"report_date": day})
+    order = {"hard": 0, "missing": 1, "soft": 2}
+    for f in sorted(findings, key=lambda f: (order[f["severity"]], f["unit_code"], f["row_no"] or 0)):
+        notes.append(f["line"])
+    for r in store.rows("select_day_revisions", {"report_date": day}):
+        metric = catalogue.by_key[r["metric"]]
+        notes.append(f"{names.get(r['unit_code'], r['unit_code'])}重报：{metric.label}: "
+                     f"{_shown(r['new_value'], r['new_qualifier'])} (was {_shown(r['old_value'], r['old_qualifier'])})")
+    with store.transaction() as conn:
+        corrections = [dict(r._mapping) for r in store.run(conn, "select_corrections_to_announce", {"report_date": day})]
+        store.run(conn, "mark_corrections_announced", {"report_date": day})
+    for r in corrections:
+        metric = catalogue.by_key[r["metric"]]
+        notes.append(f"{month_day(date.fromisoformat(r['report_date']))}{names.get(r['unit_code'], r['unit_code'])}"
+                     f"{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
+                     f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。")
+    return notes
+
+
+def _shown(value, qualifier) -> str:
+    return "—" if value is None else render_value(value, qualifier)
+
+
+def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous) -> list[dict]:
+    rows = []
+    for ln in [*lines, region]:
+        for metric in ctx.catalogue.metrics:
+            if ln.is_total:
+                value, before = totals[metric.key], previous[metric.key]
+            else:
+                value, before = today.get(ln.code, {}).get(metric.key), yesterday.get(ln.code, {}).get(metric.key)
+            rows.append({
+                "report_date": report_date.isoformat(), "unit_code": ln.code, "unit_name": ln.name,
+                "metric": metric.key, "metric_name": metric.label, "kind": metric.kind, "unit": metric.unit,
+                "value": "" if value is None else render_value(value[0]),
+                "qualifier": "" if value is None else value[1],
+                "display": "—" if value is None else render_value(*value),
+                "previous_value": "" if before is None else render_value(before[0]),
+                "change": "" if value is None or before is None else render_value(value[0] - before[0]),
+                "status": "total" if ln.is_total else ln.status,
+            })
+    return rows
+
+
+@dataclass(frozen=True)
+class Rendered:
+    html: str
+    text: str
+    attachment: bytes  # UTF-8 with BOM so Excel opens the Chinese correctly
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.html.encode() + self.text.encode() + self.attachment).hexdigest()
+
+
+def render(ctx: Context, bulletin: Bulletin) -> Rendered:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(ctx.settings.include_dir / "templates"),
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    )
+    html = env.get_template("bulletin.html.j2").render(b=bulletin)
+    text = env.get_template("bulletin.txt.j2").render(b=bulletin)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ATTACHMENT_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(bulletin.attachment_rows)
+    return Rendered(html, text, buffer.getvalue().encode("utf-8-sig"))
+
+
+def write_outputs(ctx: Context, bulletin: Bulletin, rendered: Rendered) -> Path:
+    folder = ctx.settings.outbox / bulletin.report_date.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bulletin.html").write_text(rendered.html, encoding="utf-8")
+    (folder / "bulletin.txt").write_text(rendered.text, encoding="utf-8")
+    (folder / bulletin.attachment_name).write_bytes(rendered.attachment)
+    return folder

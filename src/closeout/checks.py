@@ -1,0 +1,155 @@
+"""Great Expectations as the check engine: one suite and one validation per batch of units.
+
+Row rules run on the long frame (one row per reported figure); the rules of checks.yaml run on
+the wide frame (one row per unit, one column per name) as boolean columns that must be True.
+GX is imported here only, inside the task that needs it, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from closeout.catalogue import Catalogue, Check
+from closeout.findings import Finding
+from closeout.numbers import render_value
+
+ROW_RULES = {
+    "non_negative": "不得为负数（更正请填说明，不要填负流量）",
+    "exact_integer": "硬性指标须为整数",
+    "duplicate_metric": "同一指标重复填报",
+    "unit_code_mismatch": "文件内单位代码与文件名所指单位不符",
+    "report_date_mismatch": "文件内日期与报送目录日期不符",
+    "subtotal_mismatch": "合计/小计行与分项之和不符",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    meta: dict  # the expectation's meta: which rule (and check) it stands for
+    indices: list
+
+
+class GxRunner:
+    """An ephemeral GX context: suites are code, nothing is written to disk."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.source = self.context.data_sources.add_pandas("closeout")
+
+    def failures(self, frame: pd.DataFrame, expectations: list) -> list[Failure]:
+        """Run the expectations on the frame; each failure carries the frame indices it hit."""
+        if frame.empty or not expectations:
+            return []
+        name = f"batch-{uuid.uuid4().hex[:12]}"
+        asset = self.source.add_dataframe_asset(name)
+        batch_definition = asset.add_batch_definition_whole_dataframe(name)
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = self.gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+        frame = frame.reset_index(drop=True)
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
+        failures = []
+        for item in result.results:
+            if item.exception_info and item.exception_info.get("raised_exception"):
+                raise RuntimeError(f"GX expectation {item.expectation_config.type} failed to run: "
+                                   f"{item.exception_info.get('exception_message')}")
+            if not item.success:
+                indices = item.result.get("unexpected_index_list") or []
+                failures.append(Failure(dict(item.expectation_config.meta), indices))
+        self.context.suites.delete(name)
+        self.source.delete_asset(name)
+        return failures
+
+
+def row_expectations(gx) -> list:
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToBeBetween(column="value", min_value=0, meta={"rule": "non_negative"}),
+        e.ExpectColumnValuesToBeBetween(column="fraction", min_value=0, max_value=0, row_condition='severity=="hard"',
+                                        condition_parser="pandas", meta={"rule": "exact_integer"}),
+        e.ExpectCompoundColumnsToBeUnique(column_list=["unit_code", "metric", "part"], meta={"rule": "duplicate_metric"}),
+        e.ExpectColumnPairValuesToBeEqual(column_A="declared_unit", column_B="unit_code",
+                                          ignore_row_if="either_value_is_missing", meta={"rule": "unit_code_mismatch"}),
+        e.ExpectColumnPairValuesToBeEqual(column_A="declared_date", column_B="report_date",
+                                          ignore_row_if="either_value_is_missing", meta={"rule": "report_date_mismatch"}),
+        e.ExpectColumnPairValuesToBeEqual(column_A="value", column_B="parts_sum", ignore_row_if="either_value_is_missing",
+                                          meta={"rule": "subtotal_mismatch"}),
+    ]
+
+
+def check_expectations(gx, checks: list[Check]) -> list:
+    return [
+        gx.expectations.ExpectColumnValuesToBeInSet(column=check_column(check), value_set=[True],
+                                                   meta={"rule": check.name, "column": check_column(check)})
+        for check in checks
+    ]
+
+
+def check_column(check: Check) -> str:
+    return f"ok__{check.name}__{check.metric or ''}"
+
+
+def format_number(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    value = float(value)
+    return render_value(value) if value.is_integer() else f"{value:.1f}"
+
+
+def run_checks(
+    runner: GxRunner, wide: pd.DataFrame, checks: list[Check], catalogue: Catalogue,
+    report_date: date, unit_names: dict[str, str], stage: str,
+) -> list[Finding]:
+    """Evaluate checks on the wide frame (index: unit code). Missing today ≠ wrong; missing history: skipped."""
+    findings: list[Finding] = []
+    frame = pd.DataFrame(index=wide.index)
+    for check in checks:
+        code = compile(check.expr, check.name, "eval")
+        verdicts = []
+        for unit_code, row in wide.iterrows():
+            values = {name: row.get(name) for name in check.needs}
+            absent = [n for n, v in values.items() if v is None or (isinstance(v, float) and math.isnan(v))]
+            if not absent:
+                verdicts.append(bool(eval(code, {"__builtins__": {}}, values)))  # expressions come from checks.yaml
+                continue
+            verdicts.append(None)
+            today_absent = [n for n in absent if n in check.today_names]
+            if today_absent and len(today_absent) < len(check.today_names) and check.metric is None:
+                labels = "、".join(catalogue.by_key[n].display for n in today_absent if n in catalogue.by_key)
+                findings.append(Finding(report_date, unit_code, unit_names[unit_code], "missing", stage, check.name,
+                                        f"缺少{labels}，无法核验“{check.label}”"))
+        frame[check_column(check)] = pd.Series(verdicts, index=wide.index, dtype=object)
+    units = list(wide.index)
+    by_column = {check_column(check): check for check in checks}
+    for failure in runner.failures(frame, check_expectations(runner.gx, checks)):
+        check = by_column[failure.meta["column"]]
+        for index in failure.indices:
+            unit_code = units[index]
+            row = wide.loc[unit_code]
+            findings.append(_check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], stage))
+    return findings
+
+
+def _check_finding(check, row, catalogue, report_date, unit_code, unit_name, stage) -> Finding:
+    if check.metric:
+        metric = catalogue.by_key[check.metric]
+        fields = {
+            "label": metric.label, "value": format_number(row.get(metric.key)),
+            "prev": format_number(row.get(f"prev_{metric.key}")), "mean7": format_number(row.get(f"mean7_{metric.key}")),
+            "days7": format_number(row.get(f"days7_{metric.key}")),
+        }
+        return Finding(report_date, unit_code, unit_name, check.severity, stage, check.name,
+                       check.message.format(**fields), metric=metric.display, value=fields["value"])
+    fields = {name: format_number(row.get(name)) for name in check.needs}
+    first = catalogue.by_key.get(check.needs[0])
+    return Finding(report_date, unit_code, unit_name, check.severity, stage, check.name, check.message.format(**fields),
+                   metric=first.display if first else "", value=fields[check.needs[0]])

@@ -1,0 +1,155 @@
+"""Loading one group of units for one day: archive, parse, validate (one GX run), store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from closeout.archive import ArchivedFile, archive_file, quarantine_file
+from closeout.context import Context
+from closeout.findings import Finding, blocking
+from closeout.ingest import Submission, discover, parse_submission, read_narrative
+from closeout.numbers import render_value
+from closeout.registry import Unit
+from closeout.store import now_local
+from closeout.validate import collapse, validate_batch
+
+
+@dataclass
+class UnitOutcome:
+    unit_code: str
+    unit_name: str
+    status: str  # loaded | unchanged | rejected | missing | absent
+    lines: list[str] = field(default_factory=list)  # one line per problem, for the operator
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("rejected", "missing")
+
+
+def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOutcome]:
+    registry, store = ctx.registry, ctx.store
+    inbox = discover(ctx.settings.inbox, report_date, registry)
+    outcomes: dict[str, UnitOutcome] = {}
+    pending: list[tuple[Submission, ArchivedFile]] = []
+    for code in codes:
+        unit = registry.get(code)
+        files = inbox.figure_files.get(code, [])
+        if code in inbox.narratives:
+            _load_narrative(ctx, report_date, unit, inbox.narratives[code])
+        if not files:
+            outcomes[code] = _no_file(ctx, report_date, unit)
+            continue
+        archived = [archive_file(f, ctx.settings.archive_dir, report_date, code) for f in files]
+        if len(archived) > 1:
+            names = "、".join(a.source.name for a in archived)
+            finding = Finding(report_date, code, unit.name, "hard", "load", "several_files",
+                              f"同一单位当日有多个数据文件（{names}），请只保留一个后重报", file=names)
+            for item in archived:
+                if not ctx.store.rows("find_submission", {"report_date": report_date.isoformat(), "unit_code": code,
+                                                          "sha256": item.sha256}):
+                    _commit(ctx, Submission(unit, item.source, report_date, findings=[finding]), item)
+            outcomes[code] = UnitOutcome(code, unit.name, "rejected", [finding.line()])
+            continue
+        item = archived[0]
+        seen = store.rows("find_submission", {"report_date": report_date.isoformat(), "unit_code": code,
+                                               "sha256": item.sha256})
+        if seen:  # the same bytes again: loading changes nothing
+            status = "rejected" if seen[0]["status"] == "rejected" else "unchanged"
+            lines = seen[0]["reasons"].splitlines() if status == "rejected" else []
+            outcomes[code] = UnitOutcome(code, unit.name, status, lines)
+            continue
+        pending.append((parse_submission(item.source, unit, report_date, ctx.catalogue, registry), item))
+    if pending:
+        from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
+
+        validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner())
+    for sub, item in pending:
+        outcomes[sub.unit.code] = _commit(ctx, sub, item)
+    return [outcomes[code] for code in codes]
+
+
+def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
+    day = report_date.isoformat()
+    if ctx.store.rows("select_unit_figures", {"report_date": day, "unit_code": unit.code}):
+        return UnitOutcome(unit.code, unit.name, "unchanged")  # loaded earlier; the file has since left the inbox
+    status = "missing" if unit.required else "absent"
+    where = ctx.settings.inbox / day / f"{unit.code}.csv"
+    detail = f"截至截止时间未收到{day}的数据文件（应为 {where} 或 .xlsx，文件名可用代码、拼音或中文名）"
+    with ctx.store.transaction() as conn:
+        ctx.store.run(conn, "upsert_unit_day", {"report_date": day, "unit_code": unit.code, "status": status,
+                                                "detail": detail if unit.required else "本日无单独报送",
+                                                "updated_at": now_local()})
+    return UnitOutcome(unit.code, unit.name, status, [f"[缺报] {unit.label}：{detail}"] if unit.required else [])
+
+
+def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
+    item = archive_file(path, ctx.settings.archive_dir, report_date, unit.code)
+    narrative = read_narrative(path)
+    with ctx.store.transaction() as conn:
+        ctx.store.run(conn, "upsert_narrative", {
+            "report_date": report_date.isoformat(), "unit_code": unit.code, "headline": narrative.headline,
+            "byline": narrative.byline, "body": "\n".join(narrative.paragraphs), "sha256": item.sha256})
+
+
+def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
+    store, day, code = ctx.store, sub.report_date.isoformat(), sub.unit.code
+    key = {"report_date": day, "unit_code": code}
+    figures = collapse(sub)
+    with store.transaction() as conn:
+        published = bool(store.run(conn, "select_published", {"report_date": day}).first())
+        current = {r.metric: r for r in store.run(conn, "select_unit_figures", key) if r.source_sha256 != "derived"}
+        changes = _changes(current, {f.metric: f for f in figures})
+        if published and not blocking(sub.findings):
+            for metric, old, new in changes:  # a late first report (补报) is not a correction
+                if old is not None and (new is None or not new.note):
+                    sub.findings.append(Finding(
+                        sub.report_date, code, sub.unit.name, "hard", "validate", "correction_without_note",
+                        "日报已发布，更正须在备注列写明原因", file=sub.path.name,
+                        metric=ctx.catalogue.by_key[metric].display, value=_shown(new)))
+        hard = blocking(sub.findings)
+        for stage in ("load", "validate"):
+            store.run(conn, "delete_findings", {**key, "stage": stage})
+        store.run(conn, "insert_finding", [f.as_record() for f in sub.findings])
+        record = {**key, "sha256": item.sha256, "file_name": sub.path.name, "archived_path": str(item.path),
+                  "received_at": item.received_at, "processed_at": now_local()}
+        if hard:
+            store.run(conn, "insert_submission", {**record, "status": "rejected",
+                                                  "reasons": "\n".join(f.line() for f in hard)})
+            store.run(conn, "upsert_unit_day", {**key, "status": "rejected", "detail": hard[0].line(),
+                                                "updated_at": now_local()})
+        else:
+            recorded_at = now_local()
+            store.run(conn, "insert_revision", [{
+                **key, "metric": metric, "old_value": old.value if old else None,
+                "new_value": new.value if new else None, "old_qualifier": old.qualifier if old else "",
+                "new_qualifier": new.qualifier if new else "", "old_sha256": old.source_sha256 if old else "",
+                "new_sha256": item.sha256, "kind": "correction" if published else "revision",
+                "reason": new.note if new else "", "recorded_at": recorded_at,
+            } for metric, old, new in changes if old is not None])
+            store.run(conn, "delete_unit_figures", key)
+            store.run(conn, "insert_figure", [{
+                **key, "metric": f.metric, "value": f.value, "qualifier": f.qualifier, "note": f.note,
+                "source_sha256": item.sha256, "source_rows": f.source_rows, "attributed_unit": f.attributed_unit,
+            } for f in figures])
+            store.run(conn, "supersede_loaded_submissions", key)
+            store.run(conn, "insert_submission", {**record, "status": "loaded", "reasons": ""})
+            store.run(conn, "upsert_unit_day", {**key, "status": "loaded", "detail": "", "updated_at": recorded_at})
+    if hard:
+        lines = [f.line() for f in hard]
+        quarantine_file(item, ctx.settings.quarantine_dir, sub.report_date, code, lines)
+        return UnitOutcome(code, sub.unit.name, "rejected", lines)
+    return UnitOutcome(code, sub.unit.name, "loaded")
+
+
+def _changes(current: dict, new: dict) -> list[tuple[str, object, object]]:
+    changed = []
+    for metric in sorted(set(current) | set(new)):
+        old, fresh = current.get(metric), new.get(metric)
+        if old is None or fresh is None or old.value != fresh.value or old.qualifier != fresh.qualifier:
+            changed.append((metric, old, fresh))
+    return changed
+
+
+def _shown(figure) -> str:
+    return "（删除）" if figure is None else render_value(figure.value, figure.qualifier)

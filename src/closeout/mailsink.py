@@ -1,0 +1,61 @@
+"""A local SMTP sink on loopback (aiosmtpd) that keeps every message it receives as a .eml file.
+
+Used by `make demo` as the embedded default mail server, and by the tests as a real SMTP peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import threading
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+_lock = threading.Lock()
+
+
+class EmlWriter:
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        with _lock:  # numbered in arrival order, continuing after earlier runs' files
+            name = f"{len(list(self.folder.glob('*.eml'))) + 1:04d}.eml"
+            (self.folder / name).write_bytes(envelope.original_content or envelope.content)
+            (self.folder / (name + ".rcpt")).write_text("\n".join(envelope.rcpt_tos) + "\n", encoding="utf-8")
+        return "250 Message accepted for delivery"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def start_sink(folder: Path, host: str = "127.0.0.1", port: int | None = None) -> Controller:
+    """Start the sink (on a free port when none is given); `controller.port` tells which."""
+    controller = Controller(EmlWriter(folder), hostname=host, port=port or free_port(host))
+    controller.start()
+    return controller
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local SMTP sink writing .eml files")
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025)
+    args = parser.parse_args()
+    controller = start_sink(args.dir, args.host, args.port)
+    print(f"SMTP sink on {args.host}:{controller.port}, writing to {args.dir}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The registry of reporting units: who reports, under which code, in which load group."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Unit:
+    code: str
+    name: str
+    slug: str
+    aliases: tuple[str, ...] = ()
+    group: str = ""
+    email: str | None = None
+    required: bool = True  # a required unit that sends nothing by the cutoff is 缺报
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}({self.code})"
+
+
+@dataclass(frozen=True)
+class UnitGroup:
+    key: str
+    codes: tuple[str, ...]
+    label: str  # Chinese names, shown as the mapped task's label in the Airflow grid
+
+
+def normalise_name(text: str) -> str:
+    return unicodedata.normalize("NFKC", str(text)).strip().lower().replace(" ", "")
+
+
+class Registry:
+    def __init__(self, region_code: str, region_name: str, region_slug: str, city_level: Unit, units: list[Unit]):
+        self.region_code = region_code
+        self.region_name = region_name
+        self.region_slug = region_slug
+        self.city_level = city_level
+        self.units = tuple(sorted(units, key=lambda u: u.code))
+        self._by_code = {u.code: u for u in self.all_units}
+        self._lookup: dict[str, Unit] = {}
+        for unit in self.all_units:
+            for name in (unit.code, unit.slug, unit.name, *unit.aliases):
+                key = normalise_name(name)
+                other = self._lookup.setdefault(key, unit)
+                if other is not unit:
+                    raise ValueError(f"registry: name {name!r} matches both {other.label} and {unit.label}")
+
+    @property
+    def all_units(self) -> tuple[Unit, ...]:
+        """Counties in code order, then the explicit 市本级 line."""
+        return (*self.units, self.city_level)
+
+    def get(self, code: str) -> Unit:
+        return self._by_code[code]
+
+    def resolve(self, text: str) -> Unit | None:
+        """Match a code, slug, name or alias; also "衢州衢江"-style names with the region prefixed."""
+        key = normalise_name(text)
+        if key in self._lookup:
+            return self._lookup[key]
+        region = normalise_name(self.region_name)
+        for prefix in (region, region.removesuffix("市")):
+            if prefix and key.startswith(prefix) and key[len(prefix):] in self._lookup:
+                return self._lookup[key[len(prefix):]]
+        return None
+
+    def groups(self) -> list[UnitGroup]:
+        """Load groups in code order of their first unit; each group is one mapped task."""
+        grouped: dict[str, list[Unit]] = {}
+        for unit in self.all_units:
+            grouped.setdefault(unit.group or unit.code, []).append(unit)
+        return [
+            UnitGroup(key=key, codes=tuple(u.code for u in members), label="、".join(u.name for u in members))
+            for key, members in grouped.items()
+        ]
+
+
+def load_registry(path: Path) -> Registry:
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    region = raw["region"]
+    city = region["city_level"]
+    city_level = Unit(
+        code=str(city["code"]),
+        name=city["name"],
+        slug=city["slug"],
+        aliases=tuple(city.get("aliases", ())),
+        group=str(city.get("group", city["code"])),
+        required=False,
+    )
+    units = [
+        Unit(
+            code=str(u["code"]),
+            name=u["name"],
+            slug=u["slug"],
+            aliases=tuple(u.get("aliases", ())),
+            group=str(u.get("group", u["code"])),
+            email=u.get("email"),
+            required=bool(u.get("required", True)),
+        )
+        for u in raw["units"]
+    ]
+    return Registry(str(region["code"]), region["name"], region["slug"], city_level, units)

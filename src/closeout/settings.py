@@ -1,0 +1,80 @@
+"""The one place that reads the environment. Every setting has a documented default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CUTOFF = "21:00"
+
+
+@dataclass(frozen=True)
+class Settings:
+    inbox: Path  # CLOSEOUT_INBOX: <inbox>/<YYYY-MM-DD>/<unit>.<csv|xlsx|md>
+    archive_root: Path  # CLOSEOUT_ARCHIVE: archive/ and quarantine/ live under it
+    outbox: Path  # CLOSEOUT_OUTBOX: rendered bulletins, <outbox>/<YYYY-MM-DD>/
+    db_url: str  # CLOSEOUT_DB_URL: any SQLAlchemy URL
+    recipients: tuple[str, ...]  # CLOSEOUT_RECIPIENTS: comma-separated distribution list
+    sender: str  # CLOSEOUT_SENDER: From address when the SMTP connection names none
+    include_dir: Path  # CLOSEOUT_INCLUDE: sql/, templates/, registry/, catalogue/, rules/
+    registry_path: Path  # CLOSEOUT_REGISTRY
+    cutoff: str  # CLOSEOUT_CUTOFF: HH:MM Asia/Shanghai
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.archive_root / "archive"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.archive_root / "quarantine"
+
+    @property
+    def catalogue_path(self) -> Path:
+        return self.include_dir / "catalogue" / "metrics.yaml"
+
+    @property
+    def checks_path(self) -> Path:
+        return self.include_dir / "rules" / "checks.yaml"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data = Path(env.get("CLOSEOUT_DATA", PROJECT_ROOT / "data"))
+    include = Path(env.get("CLOSEOUT_INCLUDE", PROJECT_ROOT / "include"))
+    recipients = tuple(
+        r.strip() for r in env.get("CLOSEOUT_RECIPIENTS", "ops@closeout.invalid").split(",") if r.strip()
+    )
+    return Settings(
+        inbox=Path(env.get("CLOSEOUT_INBOX", data / "inbox")),
+        archive_root=Path(env.get("CLOSEOUT_ARCHIVE", data)),
+        outbox=Path(env.get("CLOSEOUT_OUTBOX", data / "outbox")),
+        db_url=env.get("CLOSEOUT_DB_URL", f"sqlite:///{data / 'closeout.db'}"),
+        recipients=recipients,
+        sender=env.get("CLOSEOUT_SENDER", "closeout@closeout.invalid"),
+        include_dir=include,
+        registry_path=Path(env.get("CLOSEOUT_REGISTRY", include / "registry" / "quzhou.yaml")),
+        cutoff=cutoff_from_env(env),
+    )
+
+
+def cutoff_from_env(env: Mapping[str, str] | None = None) -> str:
+    """CLOSEOUT_CUTOFF as HH:MM; cheap enough for DAG parse time (no I/O)."""
+    env = os.environ if env is None else env
+    value = env.get("CLOSEOUT_CUTOFF", DEFAULT_CUTOFF).strip()
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"CLOSEOUT_CUTOFF must be HH:MM (Asia/Shanghai), got {value!r}")
+    return f"{int(hours):02d}:{int(minutes):02d}"
+
+
+def report_date_for(logical_date: datetime) -> date:
+    """The report date is the logical date's local day in Asia/Shanghai, never today's date."""
+    if logical_date.tzinfo is None:
+        raise ValueError("logical date must be timezone-aware")
+    return logical_date.astimezone(LOCAL_TZ).date()

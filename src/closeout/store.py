@@ -1,0 +1,75 @@
+"""The reporting store: SQLAlchemy 2 Core running the named SQL blocks of include/sql/*.sql."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+
+from closeout.settings import LOCAL_TZ
+
+_BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def load_queries(sql_dir: Path) -> dict[str, str]:
+    """Every `-- name: x` block of every .sql file; a name must be unique across files."""
+    queries: dict[str, str] = {}
+    for path in sorted(Path(sql_dir).glob("*.sql")):
+        parts = _BLOCK.split(path.read_text(encoding="utf-8"))
+        for name, body in zip(parts[1::2], parts[2::2]):
+            if name in queries:
+                raise ValueError(f"{path.name}: query {name} is defined twice")
+            lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+            queries[name] = "\n".join(lines).strip().rstrip(";")
+    return queries
+
+
+def now_local() -> str:
+    return datetime.now(LOCAL_TZ).isoformat(timespec="seconds")
+
+
+class Store:
+    def __init__(self, db_url: str, sql_dir: Path):
+        if db_url.startswith("sqlite:///"):
+            Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {})
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", lambda conn, _: conn.execute("PRAGMA journal_mode=WAL"))
+        self.queries = load_queries(sql_dir)
+        self.ensure_schema()
+
+    def ensure_schema(self) -> None:
+        creates = [name for name in self.queries if name.startswith("create_")]
+        try:
+            with self.engine.begin() as conn:
+                for name in creates:
+                    conn.execute(text(self.queries[name]))
+        except DBAPIError:
+            # Two workers creating the same table at once on PostgreSQL: the loser finds it made.
+            with self.engine.begin() as conn:
+                for name in creates:
+                    conn.execute(text(self.queries[name]))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def run(self, conn: Connection, name: str, params: dict | list[dict] | None = None):
+        if isinstance(params, list):
+            if not params:
+                return None
+            return conn.execute(text(self.queries[name]), params)
+        return conn.execute(text(self.queries[name]), params or {})
+
+    def rows(self, name: str, params: dict | None = None) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(self.queries[name]), params or {})]
+
+    def dispose(self) -> None:
+        self.engine.dispose()

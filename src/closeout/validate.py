@@ -1,0 +1,107 @@
+"""Validation of one batch of submissions: row rules, then the same-day checks of checks.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from closeout.catalogue import Catalogue
+from closeout.checks import ROW_RULES, GxRunner, row_expectations, run_checks
+from closeout.findings import Finding
+from closeout.ingest import TOTAL_WORDS, Submission
+from closeout.numbers import render_value
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One unit's figure for the day after parts are summed: what the store keeps."""
+
+    metric: str
+    value: float
+    qualifier: str = ""
+    note: str = ""
+    source_rows: str = ""  # spreadsheet rows it came from, e.g. "5" or "5,6,7"
+    attributed_unit: str = ""
+
+
+def long_frame(submissions: list[Submission], catalogue: Catalogue) -> pd.DataFrame:
+    records = []
+    for sub in submissions:
+        for r in sub.rows:
+            if r.value is None:
+                continue
+            records.append({
+                "unit_code": sub.unit.code, "file": sub.path.name, "row": r.row, "metric": r.metric,
+                "value": r.value, "raw": r.raw, "part": r.part,
+                "severity": catalogue.by_key[r.metric].severity,
+                "declared_unit": r.declared_unit or None, "declared_date": r.declared_date or None,
+                "report_date": sub.report_date.isoformat(), "is_subtotal": r.part in TOTAL_WORDS,
+            })
+    frame = pd.DataFrame.from_records(records, columns=[
+        "unit_code", "file", "row", "metric", "value", "raw", "part", "severity",
+        "declared_unit", "declared_date", "report_date", "is_subtotal"])
+    frame["value"] = frame["value"].astype(float)
+    frame["fraction"] = frame["value"] % 1
+    parts = frame[~frame["is_subtotal"] & (frame["part"] != "")].groupby(["unit_code", "metric"])["value"].sum()
+    frame["parts_sum"] = [
+        parts.get((u, m)) if sub else None for u, m, sub in zip(frame["unit_code"], frame["metric"], frame["is_subtotal"])
+    ]
+    return frame
+
+
+def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: GxRunner) -> None:
+    """Add validation findings to each submission (in place). GX runs once for the whole batch."""
+    by_unit = {sub.unit.code: sub for sub in submissions}
+    frame = long_frame(submissions, catalogue)
+    for failure in runner.failures(frame, row_expectations(runner.gx)):
+        rule = failure.meta["rule"]
+        for index in failure.indices:
+            row = frame.iloc[index]
+            sub = by_unit[row["unit_code"]]
+            metric = catalogue.by_key[row["metric"]]
+            message = ROW_RULES[rule]
+            if rule == "subtotal_mismatch":
+                message += f"（分项之和为{render_value(row['parts_sum'])}）"
+            if rule in ("unit_code_mismatch", "report_date_mismatch"):
+                declared = row["declared_unit"] if rule == "unit_code_mismatch" else row["declared_date"]
+                message += f"（文件内写的是{declared}）"
+            sub.findings.append(Finding(sub.report_date, sub.unit.code, sub.unit.name, "hard", "validate", rule,
+                                        message, file=sub.path.name, row=int(row["row"]), metric=metric.display,
+                                        value=row["raw"]))
+    for sub in submissions:
+        for r in sub.rows:
+            if r.value is None:
+                state = "填报为“不详”（按未知处理，不计为0）" if r.missing == "unknown" else "未填写数值"
+                sub.findings.append(Finding(sub.report_date, sub.unit.code, sub.unit.name, "missing", "validate",
+                                            f"value_{r.missing}", state, file=sub.path.name, row=r.row,
+                                            metric=catalogue.by_key[r.metric].display, value=r.raw))
+    same_day = [c for c in catalogue.checks if c.stage == "validate"]
+    wide = pd.DataFrame.from_dict(
+        {sub.unit.code: {f.metric: f.value for f in collapse(sub)} for sub in submissions}, orient="index",
+        columns=[m.key for m in catalogue.metrics],
+    )
+    names = {sub.unit.code: sub.unit.name for sub in submissions}
+    report_date = submissions[0].report_date if submissions else None
+    for finding in run_checks(runner, wide, same_day, catalogue, report_date, names, "validate"):
+        sub = by_unit[finding.unit_code]
+        sub.findings.append(replace(finding, file=sub.path.name))
+
+
+def collapse(sub: Submission) -> list[Figure]:
+    """Sum parts per metric (subtotal rows were checked, not added), in catalogue order of first row."""
+    merged: dict[str, list] = {}
+    for r in sub.rows:
+        if r.value is None or r.part in TOTAL_WORDS:
+            continue
+        merged.setdefault(r.metric, []).append(r)
+    figures = []
+    for metric, rows in merged.items():
+        figures.append(Figure(
+            metric=metric, value=sum(r.value for r in rows),
+            qualifier=next((r.qualifier for r in rows if r.qualifier), ""),
+            note="；".join(r.note for r in rows if r.note),
+            source_rows=",".join(str(r.row) for r in rows),
+            attributed_unit=next((r.attributed_unit for r in rows if r.attributed_unit), ""),
+        ))
+    return figures
