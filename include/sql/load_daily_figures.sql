@@ -40,10 +40,12 @@ VALUES (:report_date, :unit_code, :stage, :severity, :rule, :metric, :file, :row
 INSERT INTO unit_day (report_date, unit_code, status, detail, updated_at)
 VALUES (:report_date, :unit_code, :status, :detail, :updated_at)
 ON CONFLICT (report_date, unit_code) DO UPDATE
-SET status = excluded.status, detail = excluded.detail, updated_at = excluded.updated_at;
+SET status = excluded.status, detail = excluded.detail, updated_at = excluded.updated_at
+WHERE unit_day.status <> excluded.status OR unit_day.detail <> excluded.detail;  -- a re-run changes nothing
 
 -- name: upsert_narrative
 INSERT INTO narrative (report_date, unit_code, headline, byline, body, sha256)
 VALUES (:report_date, :unit_code, :headline, :byline, :body, :sha256)
 ON CONFLICT (report_date, unit_code) DO UPDATE
-SET headline = excluded.headline, byline = excluded.byline, body = excluded.body, sha256 = excluded.sha256;
+SET headline = excluded.headline, byline = excluded.byline, body = excluded.body, sha256 = excluded.sha256
+WHERE narrative.sha256 <> excluded.sha256;

@@ -105,15 +105,19 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
             return f"无新增{metric.label.removeprefix('新增')}"
         return f"{metric.label.removesuffix(metric.unit)}{render_value(*total)}{metric.unit}"
 
-    def by_unit(key: str) -> str:
+    def by_unit(key: str, *extra: str) -> str:
+        """'（衢江区11例、柯城区4例；其中…）' — the split by unit, then any extra clause."""
         parts = [f"{u.name}{render_value(*cell(u.code, key))}{catalogue.by_key[key].unit}"
                  for u in registry.all_units if cell(u.code, key) and cell(u.code, key)[0]]
-        return f"（{'、'.join(parts)}）" if len(parts) > 1 else ""
+        clauses = ["、".join(parts)] if len(parts) > 1 else []
+        clauses += [e for e in extra if e]
+        return f"（{'；'.join(clauses)}）" if clauses else ""
 
+    reclassified = totals["asymptomatic_to_confirmed"]
     summary = [
-        f"{month_day(report_date)}0—24时，全市{say('new_confirmed')}{by_unit('new_confirmed')}"
-        + (f"（其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}）"
-           if totals['asymptomatic_to_confirmed'] and totals['asymptomatic_to_confirmed'][0] else "")
+        f"{month_day(report_date)}0—24时，全市{say('new_confirmed')}"
+        + by_unit("new_confirmed", f"其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}"
+                  if reclassified and reclassified[0] else "")
         + f"，{say('new_asymptomatic')}{by_unit('new_asymptomatic')}。"
         + (f"累计报告本土确诊病例{amount('confirmed_cumulative')}。" if totals.get("confirmed_cumulative") else ""),
         f"核酸检测：全市设{say('sampling_points')}、{say('sampling_lanes')}，当日{say('sampled')}，"
@@ -125,9 +129,11 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
         f"当日{say('needs_resolved')}，{say('counseling_sessions')}，{say('donations_value_yuan')}，"
         f"{say('donated_goods_kg')}。",
     ]
-    missing = [ln for ln in lines if ln.status == "missing"]
-    for ln in missing:
-        summary.append(f"（{ln.name}数据截至发布时未报送，按缺报处理，次日补报后订正）")
+    for ln in lines:
+        if ln.status == "missing":
+            summary.append(f"（{ln.name}数据截至发布时未报送，按缺报处理，次日补报后订正）")
+        elif ln.status == "rejected":
+            summary.append(f"（{ln.name}报送数据未通过校验已退回，原因见数据说明，更正后订正）")
 
     section_titles = {"cases": "一、病例情况", "testing": "二、核酸检测", "isolation": "三、隔离管控", "community": "四、基层防控"}
     sections = []

@@ -40,10 +40,12 @@ class GxRunner:
 
     def __init__(self) -> None:
         import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self.gx = gx
         self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
         self.source = self.context.data_sources.add_pandas("closeout")
 
     def failures(self, frame: pd.DataFrame, expectations: list) -> list[Failure]:

@@ -135,20 +135,23 @@ def _cell(value: object) -> str:
 
 
 def _find_header(rows: list[list[object]]) -> tuple[int, dict[str, int]] | None:
-    """The header row (and, for merged two-row headers, the row under it) → column positions."""
+    """The header row → column positions; rows under it that hold only header names (merged multi-row
+    headers) are folded in. Returns the index of the last header row."""
     for index, row in enumerate(rows[:HEADER_SCAN_ROWS]):
         columns = _header_columns(row)
         if "metric" not in columns:
             continue
-        if "value" not in columns and index + 1 < len(rows):
-            below = rows[index + 1]
-            merged = [row[i] if i < len(row) and _cell(row[i]) else (below[i] if i < len(below) else None)
-                      for i in range(max(len(row), len(below)))]
-            merged_columns = _header_columns(merged)
-            if "value" in merged_columns:
-                return index + 1, merged_columns
+        while index + 1 < len(rows) and _is_header_continuation(rows[index + 1]):
+            index += 1
+            for column, position in _header_columns(rows[index]).items():
+                columns.setdefault(column, position)
         return index, columns
     return None
+
+
+def _is_header_continuation(row: list[object]) -> bool:
+    cells = [_cell(v) for v in row if _cell(v)]
+    return bool(cells) and all(normalise_label(c) in HEADER_LOOKUP for c in cells)
 
 
 def _header_columns(row: list[object]) -> dict[str, int]:
@@ -195,6 +198,9 @@ def parse_submission(path: Path, unit: Unit, report_date: date, catalogue: Catal
         raw_value = get(row, "value")
         if label in TOTAL_WORDS and not part:
             continue  # a 合计 row over different metrics means nothing in long format
+        if not label:
+            submission.finding("hard", "missing_metric_name", "指标名称为空", row=line, value=_cell(raw_value))
+            continue
         metric = catalogue.resolve(label)
         if metric is None:
             submission.finding("hard", "unknown_metric", "指标不在目录中（见 docs/submission-format.md）",

@@ -74,8 +74,8 @@ def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
     if ctx.store.rows("select_unit_figures", {"report_date": day, "unit_code": unit.code}):
         return UnitOutcome(unit.code, unit.name, "unchanged")  # loaded earlier; the file has since left the inbox
     status = "missing" if unit.required else "absent"
-    where = ctx.settings.inbox / day / f"{unit.code}.csv"
-    detail = f"截至截止时间未收到{day}的数据文件（应为 {where} 或 .xlsx，文件名可用代码、拼音或中文名）"
+    detail = (f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"
+              f"文件名也可用拼音 {unit.slug} 或中文名 {unit.name}）")
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "upsert_unit_day", {"report_date": day, "unit_code": unit.code, "status": status,
                                                 "detail": detail if unit.required else "本日无单独报送",

@@ -33,7 +33,8 @@ def build_message(bulletin: Bulletin, rendered: Rendered, sender: str, recipient
     message.set_content(rendered.text, charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     # The policy encodes the Chinese file name per RFC 2231 (filename*=utf-8''...).
-    message.add_attachment(rendered.attachment, maintype="text", subtype="csv", filename=bulletin.attachment_name)
+    message.add_attachment(rendered.attachment, maintype="text", subtype="csv", filename=bulletin.attachment_name,
+                           params={"charset": "utf-8"})
     return message
 
 

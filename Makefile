@@ -1,0 +1,56 @@
+# closeout — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV_BIN := $(CURDIR)/.venv/bin
+DATA := $(CURDIR)/data
+DEMO_FIRST := 2022-03-13
+DEMO_LAST := 2022-03-19
+DEMO_SMTP_PORT ?= 8025
+
+# The embedded default: SQLite and files under data/, a local SMTP sink that keeps .eml files.
+DEMO_ENV := AIRFLOW_HOME=$(DATA)/airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	CLOSEOUT_INBOX=$(CURDIR)/sample/inbox \
+	CLOSEOUT_DATA=$(DATA) \
+	CLOSEOUT_RECIPIENTS=ops-duty@quzhou.closeout.invalid,city-office@quzhou.closeout.invalid \
+	AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:$(DEMO_SMTP_PORT)?disable_ssl=true&disable_tls=true&from_email=closeout%40quzhou.closeout.invalid'
+
+.PHONY: help install demo test lint clean-demo
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+install: ## build .venv from uv.lock (Python 3.11) with the project installed editable
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --python 3.11
+
+demo: install ## close out the sample week 2022-03-13..19: bulletins in data/outbox/, sent mails in data/mail/
+	@mkdir -p $(DATA)
+	$(DEMO_ENV) $(VENV_BIN)/airflow db migrate > $(DATA)/airflow-db-migrate.log
+	@$(VENV_BIN)/python -m closeout.mailsink --dir $(DATA)/mail --port $(DEMO_SMTP_PORT) & sink=$$!; \
+	trap 'kill $$sink 2>/dev/null' EXIT; sleep 1; \
+	day=$(DEMO_FIRST); status=0; \
+	while [[ "$$day" < "$(DEMO_LAST)" || "$$day" == "$(DEMO_LAST)" ]]; do \
+		echo "== airflow dags test daily_closeout $$day"; \
+		$(DEMO_ENV) $(VENV_BIN)/airflow dags test daily_closeout $$day > $(DATA)/dags-test-$$day.log 2>&1 || status=1; \
+		$(DEMO_ENV) $(VENV_BIN)/closeout status $$day || status=1; \
+		day=$$(date -d "$$day + 1 day" +%F); \
+	done; \
+	echo; echo "Bulletins: $(DATA)/outbox/<date>/bulletin.html  Mails: $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
+	exit $$status
+
+test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432 and Redis on 6379)
+	$(VENV_BIN)/pytest
+
+lint: install ## ruff, including Airflow 3 migration rules (AIR3)
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+clean-demo: ## remove data/ (store, archive, outbox, mails) to run the demo from scratch
+	rm -rf $(DATA)

@@ -1,0 +1,134 @@
+"""Shared fixtures. Tests use the real services: PostgreSQL on 127.0.0.1:5432, an SMTP server on loopback.
+
+Airflow's own settings are fixed here, before anything imports Airflow: a throwaway AIRFLOW_HOME with a
+SQLite metadata database, this repo's dags folder, no examples.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_INBOX = ROOT / "sample" / "inbox"
+PG_ADMIN_URL = os.environ.get("CLOSEOUT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="closeout-airflow-"))
+os.environ.update(
+    AIRFLOW_HOME=str(_AIRFLOW_HOME),
+    AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+    AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    GX_ANALYTICS_ENABLED="False",
+)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata database, migrated once per session (dag.test needs it)."""
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                   capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database on the machine's PostgreSQL, dropped afterwards. Fails (never skips) when unreachable."""
+    from sqlalchemy import create_engine, text
+
+    name = f"closeout_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL is required at {PG_ADMIN_URL} (set CLOSEOUT_TEST_PG_URL): {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each test that takes this runs on both stores; PostgreSQL gets an empty schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'closeout.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    base = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def smtp_sink(tmp_path):
+    """A real SMTP server (aiosmtpd) on loopback that writes each message it accepts as a .eml file."""
+    from closeout.mailsink import start_sink
+
+    folder = tmp_path / "mail"
+    controller = start_sink(folder)
+    controller.folder = folder
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def make_env(tmp_path):
+    """Environment for one close-out: a private inbox, archive, outbox and the given store."""
+
+    def make(db_url: str, inbox: Path | None = None, **extra: str) -> dict[str, str]:
+        env = {
+            "CLOSEOUT_INBOX": str(inbox or tmp_path / "inbox"),
+            "CLOSEOUT_ARCHIVE": str(tmp_path / "archive"),
+            "CLOSEOUT_OUTBOX": str(tmp_path / "outbox"),
+            "CLOSEOUT_DB_URL": db_url,
+            "CLOSEOUT_RECIPIENTS": "duty@test.invalid,office@test.invalid",
+            "CLOSEOUT_SENDER": "closeout@test.invalid",
+        }
+        env.update(extra)
+        return env
+
+    return make
+
+
+@pytest.fixture
+def ctx_for(monkeypatch, make_env):
+    """A closeout Context built from a test environment (the settings module reads os.environ)."""
+    from closeout.context import Context
+
+    def build(db_url: str, inbox: Path | None = None, **extra: str) -> Context:
+        for key, value in make_env(db_url, inbox, **extra).items():
+            monkeypatch.setenv(key, value)
+        return Context.from_env()
+
+    return build
+
+
+def copy_day(source_day: Path, inbox: Path, report_date: str) -> Path:
+    """Copy a sample day's files into a test inbox under the given date."""
+    target = inbox / report_date
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source_day.iterdir():
+        shutil.copy2(path, target / path.name)
+    return target

@@ -1,0 +1,145 @@
+"""The bulletin against golden files, its conventions, and the email it goes out in.
+
+Golden files are reviewed when they change: `UPDATE_GOLDEN=1 pytest tests/test_bulletin.py` rewrites them.
+"""
+
+import csv
+import io
+import os
+from datetime import date
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_INBOX, copy_day
+
+from closeout import pipeline
+from closeout.bulletin import build_bulletin, render
+from closeout.ingest import discover, parse_submission
+from closeout.mailer import build_message
+from closeout.validate import collapse
+
+GOLDEN = Path(__file__).parent / "golden"
+DAY = date(2022, 3, 19)
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(actual, encoding="utf-8")
+    assert actual == path.read_text(encoding="utf-8"), f"{name} changed: review, then UPDATE_GOLDEN=1"
+
+
+def closed(ctx_for, tmp_path, edit=None):
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    if edit:
+        edit(folder)
+    ctx = ctx_for(f"sqlite:///{tmp_path / 'store.db'}", inbox)
+    for day in (date(2022, 3, 18), DAY):
+        for group in pipeline.plan_unit_groups(ctx):
+            pipeline.load_units(ctx, day, group["codes"])
+        pipeline.reconcile(ctx, day)
+    return ctx
+
+
+def test_clean_day_matches_golden(ctx_for, tmp_path):
+    ctx = closed(ctx_for, tmp_path)
+    rendered = render(ctx, build_bulletin(ctx, DAY))
+    check_golden("bulletin-2022-03-19.txt", rendered.text)
+    check_golden("bulletin-2022-03-19.html", rendered.html)
+
+
+def break_two_units(folder: Path) -> None:
+    (folder / "changshan.csv").unlink()  # 常山 sends nothing
+    path = folder / "330802.csv"  # 柯城 writes an approximation into a hard metric
+    lines = [("counseling_sessions,600余,330802,2022-03-19," if ln.startswith("counseling_sessions,") else ln)
+             for ln in path.read_text(encoding="utf-8").splitlines()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
+    ctx = closed(ctx_for, tmp_path, break_two_units)
+    bulletin = build_bulletin(ctx, DAY)
+    rendered = render(ctx, bulletin)
+    check_golden("bulletin-2022-03-19-gaps.txt", rendered.text)
+    assert "（常山县数据截至发布时未报送，按缺报处理，次日补报后订正）" in bulletin.summary
+    assert "[拒收] 柯城区(330802) 文件 330802.csv 第24行 指标 counseling_sessions(心理咨询) 值“600余”" in rendered.text
+    statuses = {line.name: line.status_label for line in bulletin.lines}
+    assert statuses["常山县"] == "缺报" and statuses["柯城区"] == "拒收" and statuses["市本级"] == "无单独报送"
+    sampled = next(r for s in bulletin.sections for r in s["rows"] if r["label"] == "采样人次")
+    assert sampled["cells"][0] == "—" and sampled["cells"][2] == "—"  # missing is "—", never 0
+
+
+def test_conventions(ctx_for, tmp_path):
+    ctx = closed(ctx_for, tmp_path)
+    bulletin = build_bulletin(ctx, DAY)
+    assert bulletin.title == "衢州市疫情防控工作日报（3月19日）"
+    assert bulletin.window == "统计时段：3月19日0—24时"
+    assert bulletin.subject == "衢州市疫情防控工作日报 2022年3月19日"
+    assert [line.code for line in bulletin.lines] == ["330802", "330803", "330822", "330824", "330825", "330881",
+                                                      "330801"]
+    text = render(ctx, bulletin).text
+    assert "新增0" not in text and "0例" not in text
+    assert "无新增转运定点医院" not in text or "转运定点医院" in text
+
+
+def test_zero_flows_read_no_new(ctx_for, tmp_path):
+    def no_cases(folder: Path) -> None:
+        for path in folder.glob("*.csv"):
+            raw = path.read_bytes()
+            encoding = "gbk" if path.name == "330803.csv" else "utf-8-sig"
+            text = raw.decode(encoding)
+            for key in ("new_confirmed", "新增本土确诊", "new_asymptomatic", "新增无症状感染者", "asymptomatic_to_confirmed",
+                        "无症状转确诊"):
+                text = "\n".join(_zero(line, key) for line in text.splitlines())
+            path.write_bytes(text.encode(encoding))
+    ctx = closed(ctx_for, tmp_path, no_cases)
+    summary = build_bulletin(ctx, DAY).summary[0]
+    assert summary.startswith("3月19日0—24时，全市无新增本土确诊，无新增无症状感染者。"), summary
+
+
+def _zero(line: str, key: str) -> str:
+    cells = line.split(",")
+    if cells and cells[0] == key:
+        cells[1] = "0"
+    return ",".join(cells)
+
+
+def test_attachment_totals_are_the_sums_of_the_unit_files(ctx_for, tmp_path):
+    ctx = closed(ctx_for, tmp_path)
+    rendered = render(ctx, build_bulletin(ctx, DAY))
+    assert rendered.attachment.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens the Chinese correctly
+    rows = list(csv.DictReader(io.StringIO(rendered.attachment.decode("utf-8-sig"))))
+    totals = {r["metric"]: float(r["value"]) for r in rows if r["unit_code"] == "330800" and r["value"]}
+    expected: dict[str, float] = {}
+    found = discover(SAMPLE_INBOX, DAY, ctx.registry)
+    for code, (path,) in found.figure_files.items():
+        for fig in collapse(parse_submission(path, ctx.registry.get(code), DAY, ctx.catalogue, ctx.registry)):
+            expected[fig.metric] = expected.get(fig.metric, 0) + fig.value
+    assert {k: v for k, v in totals.items() if k != "confirmed_cumulative"} == expected
+    assert totals["sampled"] == 1174133  # the sample week's own arithmetic, independent of the parser
+
+
+def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
+    ctx = closed(ctx_for, tmp_path)
+    bulletin = build_bulletin(ctx, DAY)
+    rendered = render(ctx, bulletin)
+    message = build_message(bulletin, rendered, "closeout@test.invalid", ("a@test.invalid", "b@test.invalid"), "<id@x>")
+    raw = message.as_bytes()
+    assert b"filename*" in raw  # RFC 2231 for the Chinese file name
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
+    assert parsed.get_body(("plain",)).get_content() == rendered.text
+    assert parsed.get_body(("html",)).get_content() == rendered.html
+    (attachment,) = list(parsed.iter_attachments())
+    assert attachment.get_filename() == "衢州市疫情防控工作日报数据_2022-03-19.csv"
+    assert attachment.get_content_type() == "text/csv" and attachment.get_content_charset() == "utf-8"
+    assert attachment.get_payload(decode=True) == rendered.attachment
+
+
+@pytest.mark.parametrize("name", ["bulletin-2022-03-19.txt", "bulletin-2022-03-19.html", "bulletin-2022-03-19-gaps.txt"])
+def test_golden_files_are_committed(name):
+    assert (GOLDEN / name).stat().st_size > 1000
