@@ -13,6 +13,8 @@ One run closes out one **report date**: the logical date's local day in Asia/Sha
 | `render_bulletin` 生成日报 | writes `bulletin.html`, `bulletin.txt` and the CSV attachment to `$CLOSEOUT_OUTBOX/<date>/` | template or disk problem: fix, Clear |
 | `email_bulletin` 发送日报 | emails the bulletin to `CLOSEOUT_RECIPIENTS` through the `smtp_default` connection, at most once per report date | SMTP refused: retries by itself. "上次发送未确认" means an earlier try may have sent: check the mailbox; if nothing arrived run `closeout forget-delivery <date>`, then Clear |
 
+| `confirm_closeout` 结清确认 | fails, after the bulletin has gone out, while any county is 缺报 / 拒收 / 未结清, so the run stays red until the day is truly closed | fix the county as above; the run turns green once its tasks are cleared and pass |
+
 After a county's late or corrected file is loaded, Clear `reconcile_day` and `render_bulletin` with their
 downstream to refresh the figures; an already sent bulletin is **not** sent again — a correction after
 publication is announced in the next day's data notes ("3月18日柯城区新增集中隔离由120人订正为126人，原因：…").
@@ -41,7 +43,7 @@ def _context_and_date(logical_date):
 @dag(
     dag_id="daily_closeout",
     description="当天工作日清日结：收集、校验、对账、发布各县（市、区）日报",
-    schedule=CronTriggerTimetable(f"{CUTOFF_MINUTE} {CUTOFF_HOUR} * * *", timezone="Asia/Shanghai"),
+    schedule=CronTriggerTimetable(f"{int(CUTOFF_MINUTE)} {int(CUTOFF_HOUR)} * * *", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2022, 3, 13, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
@@ -71,8 +73,9 @@ def daily_closeout():
         failed = [o for o in outcomes if o.failed]
         if failed:
             # A data problem: retrying will not fix it, so fail at once and let the bulletin go out on time.
-            raise AirflowFailException(" | ".join(o.lines[0] + (f" （另有{len(o.lines) - 1}条）" if len(o.lines) > 1 else "")
-                                                   for o in failed))
+            raise AirflowFailException(
+                " | ".join(o.lines[0] + (f" （另有{len(o.lines) - 1}条）" if len(o.lines) > 1 else "") for o in failed)
+            )
         return [{"unit_code": o.unit_code, "status": o.status} for o in outcomes]
 
     @task(task_display_name="对账核验 reconcile_day", trigger_rule="all_done")
@@ -109,10 +112,20 @@ def daily_closeout():
         print(f"{report_date}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
         return {"status": delivery.status, "message_id": delivery.message_id}
 
+    @task(task_display_name="结清确认 confirm_closeout")
+    def confirm_closeout(logical_date=None) -> None:
+        from closeout.pipeline import open_units
+
+        ctx, report_date = _context_and_date(logical_date)
+        still_open = open_units(ctx, report_date)
+        if still_open:
+            # The bulletin is out; the run stays red until every county's day is cleared.
+            raise AirflowFailException(f"{report_date} 未全部结清（日报已按时发出）：" + "；".join(still_open))
+
     groups = plan_unit_groups()
     loads = load_unit_group.expand(group=groups)
     reconciled = reconcile_day()
-    loads >> reconciled >> render_bulletin() >> email_bulletin()
+    loads >> reconciled >> render_bulletin() >> email_bulletin() >> confirm_closeout()
 
 
 closeout_dag = daily_closeout()

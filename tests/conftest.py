@@ -38,8 +38,12 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Airflow's metadata database, migrated once per session (dag.test needs it)."""
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
-                   capture_output=True, env=os.environ.copy())
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
     return _AIRFLOW_HOME
 
 

@@ -55,8 +55,10 @@ def test_clean_day_matches_golden(ctx_for, tmp_path):
 def break_two_units(folder: Path) -> None:
     (folder / "changshan.csv").unlink()  # 常山 sends nothing
     path = folder / "330802.csv"  # 柯城 writes an approximation into a hard metric
-    lines = [("counseling_sessions,600余,330802,2022-03-19," if ln.startswith("counseling_sessions,") else ln)
-             for ln in path.read_text(encoding="utf-8").splitlines()]
+    lines = [
+        ("counseling_sessions,600余,330802,2022-03-19," if ln.startswith("counseling_sessions,") else ln)
+        for ln in path.read_text(encoding="utf-8").splitlines()
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -79,8 +81,15 @@ def test_conventions(ctx_for, tmp_path):
     assert bulletin.title == "衢州市疫情防控工作日报（3月19日）"
     assert bulletin.window == "统计时段：3月19日0—24时"
     assert bulletin.subject == "衢州市疫情防控工作日报 2022年3月19日"
-    assert [line.code for line in bulletin.lines] == ["330802", "330803", "330822", "330824", "330825", "330881",
-                                                      "330801"]
+    assert [line.code for line in bulletin.lines] == [
+        "330802",
+        "330803",
+        "330822",
+        "330824",
+        "330825",
+        "330881",
+        "330801",
+    ]
     text = render(ctx, bulletin).text
     assert "新增0" not in text and "0例" not in text
     assert "无新增转运定点医院" not in text or "转运定点医院" in text
@@ -92,10 +101,17 @@ def test_zero_flows_read_no_new(ctx_for, tmp_path):
             raw = path.read_bytes()
             encoding = "gbk" if path.name == "330803.csv" else "utf-8-sig"
             text = raw.decode(encoding)
-            for key in ("new_confirmed", "新增本土确诊", "new_asymptomatic", "新增无症状感染者", "asymptomatic_to_confirmed",
-                        "无症状转确诊"):
+            for key in (
+                "new_confirmed",
+                "新增本土确诊",
+                "new_asymptomatic",
+                "新增无症状感染者",
+                "asymptomatic_to_confirmed",
+                "无症状转确诊",
+            ):
                 text = "\n".join(_zero(line, key) for line in text.splitlines())
             path.write_bytes(text.encode(encoding))
+
     ctx = closed(ctx_for, tmp_path, no_cases)
     summary = build_bulletin(ctx, DAY).summary[0]
     assert summary.startswith("3月19日0—24时，全市无新增本土确诊，无新增无症状感染者。"), summary
@@ -140,6 +156,8 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
     assert attachment.get_payload(decode=True) == rendered.attachment
 
 
-@pytest.mark.parametrize("name", ["bulletin-2022-03-19.txt", "bulletin-2022-03-19.html", "bulletin-2022-03-19-gaps.txt"])
+@pytest.mark.parametrize(
+    "name", ["bulletin-2022-03-19.txt", "bulletin-2022-03-19.html", "bulletin-2022-03-19-gaps.txt"]
+)
 def test_golden_files_are_committed(name):
     assert (GOLDEN / name).stat().st_size > 1000

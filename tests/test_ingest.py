@@ -127,7 +127,11 @@ def test_discover_matches_code_slug_name_and_alias(setup, tmp_path):
         (folder / name).write_text("x", encoding="utf-8")
     day = discover(tmp_path, DAY, registry)
     assert {code: [p.name for p in paths] for code, paths in day.figure_files.items()} == {
-        "330802": ["330802.csv"], "330803": ["qujiang.csv"], "330822": ["常山县.xlsx"], "330824": ["衢州开化.csv"]}
+        "330802": ["330802.csv"],
+        "330803": ["qujiang.csv"],
+        "330822": ["常山县.xlsx"],
+        "330824": ["衢州开化.csv"],
+    }
     assert list(day.narratives) == ["330825"]
     assert [p.name for p in day.unmatched] == ["somewhere.csv"]
 

@@ -68,8 +68,10 @@ def test_bad_file_is_quarantined_with_reasons_and_others_still_load(db_url, ctx_
     inbox = tmp_path / "inbox"
     folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
     bad = folder / "330802.csv"
-    lines = [("counseling_sessions,600余,330802,2022-03-19," if ln.startswith("counseling_sessions,") else ln)
-             for ln in bad.read_text(encoding="utf-8").splitlines()]
+    lines = [
+        ("counseling_sessions,600余,330802,2022-03-19," if ln.startswith("counseling_sessions,") else ln)
+        for ln in bad.read_text(encoding="utf-8").splitlines()
+    ]
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ctx = ctx_for(db_url, inbox)
     outcomes, statuses = close_day(ctx)
@@ -94,17 +96,32 @@ def test_resubmission_before_publication_latest_wins_with_a_diff(db_url, ctx_for
     path = folder / "330802.csv"
     old_value, _ = figure(ctx, "330802", "needs_resolved")
     lines = path.read_text(encoding="utf-8").splitlines()
-    lines = [f"needs_resolved,{int(old_value) + 7},330802,2022-03-19," if ln.startswith("needs_resolved,") else ln
-             for ln in lines]
+    lines = [
+        f"needs_resolved,{int(old_value) + 7},330802,2022-03-19," if ln.startswith("needs_resolved,") else ln
+        for ln in lines
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     outcomes, _ = close_day(ctx)
     assert outcomes["330802"].status == "loaded"
     assert figure(ctx, "330802", "needs_resolved") == (old_value + 7, "")
-    assert ctx.store.rows("select_day_revisions", {"report_date": "2022-03-19"}) == [{
-        "report_date": "2022-03-19", "unit_code": "330802", "metric": "needs_resolved", "old_value": old_value,
-        "new_value": old_value + 7, "old_qualifier": "", "new_qualifier": "", "kind": "revision", "reason": ""}]
-    statuses = [r["status"] for r in ctx.store.rows("select_latest_submissions", {"report_date": "2022-03-19"})
-                if r["unit_code"] == "330802"]
+    assert ctx.store.rows("select_day_revisions", {"report_date": "2022-03-19"}) == [
+        {
+            "report_date": "2022-03-19",
+            "unit_code": "330802",
+            "metric": "needs_resolved",
+            "old_value": old_value,
+            "new_value": old_value + 7,
+            "old_qualifier": "",
+            "new_qualifier": "",
+            "kind": "revision",
+            "reason": "",
+        }
+    ]
+    statuses = [
+        r["status"]
+        for r in ctx.store.rows("select_latest_submissions", {"report_date": "2022-03-19"})
+        if r["unit_code"] == "330802"
+    ]
     assert statuses == ["superseded", "loaded"]
 
 
@@ -124,13 +141,15 @@ def smtp_send(sink):
     def send(message):
         with smtplib.SMTP(sink.hostname, sink.port) as client:
             client.send_message(message)
+
     return send
 
 
 def change_isolation_new(path, new_value, note):
     lines = path.read_text(encoding="utf-8").splitlines()
-    lines = [f"isolation_new,{new_value},330802,2022-03-18,{note}" if ln.startswith("isolation_new,") else ln
-             for ln in lines]
+    lines = [
+        f"isolation_new,{new_value},330802,2022-03-18,{note}" if ln.startswith("isolation_new,") else ln for ln in lines
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -180,8 +199,18 @@ def test_unconfirmed_send_is_never_repeated_blindly(db_url, ctx_for, tmp_path, s
     ctx, _, _ = published_day(db_url, ctx_for, tmp_path, smtp_sink)
     close_day(ctx)
     with ctx.store.transaction() as conn:  # a worker died after the server accepted, before recording it
-        ctx.store.run(conn, "insert_delivery", {"report_date": "2022-03-19", "subject": "s", "recipients": "r",
-                                                "message_id": "<m@x>", "content_sha256": "0", "started_at": "t"})
+        ctx.store.run(
+            conn,
+            "insert_delivery",
+            {
+                "report_date": "2022-03-19",
+                "subject": "s",
+                "recipients": "r",
+                "message_id": "<m@x>",
+                "content_sha256": "0",
+                "started_at": "t",
+            },
+        )
     with pytest.raises(DeliveryUncertain, match="closeout forget-delivery 2022-03-19"):
         pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_send(smtp_sink))
     from closeout.cli import forget_delivery
@@ -223,13 +252,17 @@ def test_stock_break_against_yesterday_leaves_the_unit_open(db_url, ctx_for, tmp
     lines = path.read_text(encoding="utf-8").splitlines()
     row = next(ln for ln in lines if ln.startswith("isolation_central,"))
     value = int(row.split(",")[1])
-    path.write_text("\n".join(ln.replace(row, row.replace(f",{value},", f",{value + 5},", 1)) for ln in lines) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join(ln.replace(row, row.replace(f",{value},", f",{value + 5},", 1)) for ln in lines) + "\n",
+        encoding="utf-8",
+    )
     ctx = ctx_for(db_url, inbox)
     close_day(ctx, date(2022, 3, 18))
     _, statuses = close_day(ctx)
     assert statuses["330802"] == "break"
-    (finding,) = [f for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"}) if f["severity"] == "hard"]
+    (finding,) = [
+        f for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"}) if f["severity"] == "hard"
+    ]
     assert finding["rule"] == "isolation_balance" and finding["line"].startswith("[未结清] 柯城区(330802)")
 
 
@@ -245,8 +278,9 @@ def test_cumulative_is_derived_and_a_submitted_one_is_checked(db_url, ctx_for, t
     _, statuses = close_day(ctx)
     today_flow, _ = figure(ctx, "330803", "new_confirmed")
     assert figure(ctx, "330802", "confirmed_cumulative")[0] > 0
-    findings = [f for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"})
-                if f["rule"] == "cumulative_balance"]
+    findings = [
+        f for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"}) if f["rule"] == "cumulative_balance"
+    ]
     assert [f["unit_code"] for f in findings] == ["330803"]
     assert f"报送累计{int(yesterday) + 1}与逐日新增之和{int(yesterday + today_flow)}不符" in findings[0]["message"]
     assert statuses["330803"] == "break"

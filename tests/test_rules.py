@@ -38,12 +38,21 @@ ROW_CASES = {
     "non_negative": ("metric,value\nsampled,5\n", "metric,value\nsampled,-5\n", [2]),
     "exact_integer": ("metric,value\nsampled,5\ndonated_goods_kg,1.5\n", "metric,value\nsampled,12.5\n", [2]),
     "duplicate_metric": ("metric,value\nsampled,5\ntested,5\n", "metric,value\nsampled,5\n采样人次,6\n", [2, 3]),
-    "unit_code_mismatch": ("metric,value,unit_code\nsampled,5,龙游县\n", "metric,value,unit_code\nsampled,5,330881\n",
-                           [2]),
-    "report_date_mismatch": ("metric,value,report_date\nsampled,5,2022/3/19\n",
-                             "metric,value,report_date\nsampled,5,2022-03-18\n", [2]),
-    "subtotal_mismatch": ("metric,part,value\nsampled,东华,3\nsampled,湖镇,2\nsampled,合计,5\n",
-                          "metric,part,value\nsampled,东华,3\nsampled,湖镇,2\nsampled,合计,6\n", [4]),
+    "unit_code_mismatch": (
+        "metric,value,unit_code\nsampled,5,龙游县\n",
+        "metric,value,unit_code\nsampled,5,330881\n",
+        [2],
+    ),
+    "report_date_mismatch": (
+        "metric,value,report_date\nsampled,5,2022/3/19\n",
+        "metric,value,report_date\nsampled,5,2022-03-18\n",
+        [2],
+    ),
+    "subtotal_mismatch": (
+        "metric,part,value\nsampled,东华,3\nsampled,湖镇,2\nsampled,合计,5\n",
+        "metric,part,value\nsampled,东华,3\nsampled,湖镇,2\nsampled,合计,6\n",
+        [4],
+    ),
 }
 
 
@@ -81,7 +90,8 @@ def test_negative_flow_line_quotes_the_value(tmp_path, catalogue, registry, runn
     sub = validated(tmp_path, catalogue, registry, runner, "metric,value\nsampled,5\nnegative,-3\n")
     assert [f.line() for f in sub.findings if f.severity == "hard"] == [
         "[拒收] 龙游县(330825) 文件 330825.csv 第3行 指标 negative(阴性) 值“-3”："
-        "不得为负数（更正请填说明，不要填负流量） [rule: non_negative]"]
+        "不得为负数（更正请填说明，不要填负流量） [rule: non_negative]"
+    ]
 
 
 def test_batch_keeps_units_apart(tmp_path, catalogue, registry, runner):
@@ -97,23 +107,42 @@ def test_batch_keeps_units_apart(tmp_path, catalogue, registry, runner):
 
 HISTORY = {"days7_sampled": 7, "mean7_sampled": 1000.0, "prev_sampled": 900, "prev2_sampled": 950}
 CHECK_CASES = {
-    "points_within_lanes": ({"sampling_points": 177, "sampling_lanes": 196},
-                            {"sampling_points": 200, "sampling_lanes": 196}),
+    "points_within_lanes": (
+        {"sampling_points": 177, "sampling_lanes": 196},
+        {"sampling_points": 200, "sampling_lanes": 196},
+    ),
     "testing_funnel": ({"tested": 100, "negative": 98, "positive": 2}, {"tested": 100, "negative": 97, "positive": 2}),
     "positive_within_tested": ({"positive": 2, "tested": 100}, {"positive": 101, "tested": 100}),
-    "reclassified_within_confirmed": ({"asymptomatic_to_confirmed": 3, "new_confirmed": 15},
-                                      {"asymptomatic_to_confirmed": 4, "new_confirmed": 3}),
-    "pending_balance": ({"pending": 120, "prev_pending": 100, "sampled": 1020, "tested": 1000},
-                        {"pending": 121, "prev_pending": 100, "sampled": 1020, "tested": 1000}),
+    "reclassified_within_confirmed": (
+        {"asymptomatic_to_confirmed": 3, "new_confirmed": 15},
+        {"asymptomatic_to_confirmed": 4, "new_confirmed": 3},
+    ),
+    "pending_balance": (
+        {"pending": 120, "prev_pending": 100, "sampled": 1020, "tested": 1000},
+        {"pending": 121, "prev_pending": 100, "sampled": 1020, "tested": 1000},
+    ),
     "isolation_balance": (
-        {"isolation_central": 330, "prev_isolation_central": 327, "isolation_new": 10, "isolation_released": 5,
-         "isolation_transferred": 2},
-        {"isolation_central": 340, "prev_isolation_central": 327, "isolation_new": 10, "isolation_released": 5,
-         "isolation_transferred": 2}),
+        {
+            "isolation_central": 330,
+            "prev_isolation_central": 327,
+            "isolation_new": 10,
+            "isolation_released": 5,
+            "isolation_transferred": 2,
+        },
+        {
+            "isolation_central": 340,
+            "prev_isolation_central": 327,
+            "isolation_new": 10,
+            "isolation_released": 5,
+            "isolation_transferred": 2,
+        },
+    ),
     "positivity_rate": ({"tested": 1000, "positive": 400}, {"tested": 1000, "positive": 401}),
     "jump": ({**HISTORY, "sampled": 6000}, {**HISTORY, "sampled": 6001}),
-    "stale": ({**HISTORY, "sampled": 900, "prev_sampled": 900, "prev2_sampled": 901},
-              {**HISTORY, "sampled": 900, "prev_sampled": 900, "prev2_sampled": 900}),
+    "stale": (
+        {**HISTORY, "sampled": 900, "prev_sampled": 900, "prev2_sampled": 901},
+        {**HISTORY, "sampled": 900, "prev_sampled": 900, "prev2_sampled": 900},
+    ),
 }
 
 

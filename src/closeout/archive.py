@@ -46,13 +46,18 @@ def archive_file(source: Path, archive_dir: Path, report_date: date, unit_code: 
         received_at = json.loads(manifest.read_text(encoding="utf-8"))["received_at"]
     else:
         received_at = now_local()
-        manifest.write_text(json.dumps({"sha256": sha, "received_at": received_at, "source_name": source.name},
-                                       ensure_ascii=False, indent=1), encoding="utf-8")
+        manifest.write_text(
+            json.dumps(
+                {"sha256": sha, "received_at": received_at, "source_name": source.name}, ensure_ascii=False, indent=1
+            ),
+            encoding="utf-8",
+        )
     return ArchivedFile(source, target, sha, received_at)
 
 
-def quarantine_file(archived: ArchivedFile, quarantine_dir: Path, report_date: date, unit_code: str,
-                    reasons: list[str]) -> Path:
+def quarantine_file(
+    archived: ArchivedFile, quarantine_dir: Path, report_date: date, unit_code: str, reasons: list[str]
+) -> Path:
     """A rejected file is kept beside its reasons; the inbox and archive copies stay too."""
     target = quarantine_dir / report_date.isoformat() / unit_code / archived.path.name
     _copy_once(archived.path, target)

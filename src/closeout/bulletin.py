@@ -14,11 +14,28 @@ from closeout.numbers import render_value
 from closeout.reconcile import read_figures
 
 STATUS_LABELS = {
-    "cleared": "已结清", "break": "未结清", "rejected": "拒收", "missing": "缺报", "absent": "无单独报送",
+    "cleared": "已结清",
+    "break": "未结清",
+    "rejected": "拒收",
+    "missing": "缺报",
+    "absent": "无单独报送",
     "loaded": "已受理",
 }
-ATTACHMENT_COLUMNS = ("report_date", "unit_code", "unit_name", "metric", "metric_name", "kind", "unit",
-                      "value", "qualifier", "display", "previous_value", "change", "status")
+ATTACHMENT_COLUMNS = (
+    "report_date",
+    "unit_code",
+    "unit_name",
+    "metric",
+    "metric_name",
+    "kind",
+    "unit",
+    "value",
+    "qualifier",
+    "display",
+    "previous_value",
+    "change",
+    "status",
+)
 
 
 @dataclass
@@ -76,8 +93,9 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
     figures = read_figures(ctx, report_date, days_before=1)
     today, yesterday = figures.today(), figures.day(1)
     statuses = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
-    lines = [Line(u.code, u.name, statuses.get(u.code, "missing" if u.required else "absent"))
-             for u in registry.all_units]
+    lines = [
+        Line(u.code, u.name, statuses.get(u.code, "missing" if u.required else "absent")) for u in registry.all_units
+    ]
     region = Line(registry.region_code, f"{registry.region_name}（合计）", "", is_total=True)
 
     def cell(code, key, source=today):
@@ -107,8 +125,11 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
 
     def by_unit(key: str, *extra: str) -> str:
         """'（衢江区11例、柯城区4例；其中…）' — the split by unit, then any extra clause."""
-        parts = [f"{u.name}{render_value(*cell(u.code, key))}{catalogue.by_key[key].unit}"
-                 for u in registry.all_units if cell(u.code, key) and cell(u.code, key)[0]]
+        parts = [
+            f"{u.name}{render_value(*cell(u.code, key))}{catalogue.by_key[key].unit}"
+            for u in registry.all_units
+            if cell(u.code, key) and cell(u.code, key)[0]
+        ]
         clauses = ["、".join(parts)] if len(parts) > 1 else []
         clauses += [e for e in extra if e]
         return f"（{'；'.join(clauses)}）" if clauses else ""
@@ -116,8 +137,10 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
     reclassified = totals["asymptomatic_to_confirmed"]
     summary = [
         f"{month_day(report_date)}0—24时，全市{say('new_confirmed')}"
-        + by_unit("new_confirmed", f"其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}"
-                  if reclassified and reclassified[0] else "")
+        + by_unit(
+            "new_confirmed",
+            f"其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}" if reclassified and reclassified[0] else "",
+        )
         + f"，{say('new_asymptomatic')}{by_unit('new_asymptomatic')}。"
         + (f"累计报告本土确诊病例{amount('confirmed_cumulative')}。" if totals.get("confirmed_cumulative") else ""),
         f"核酸检测：全市设{say('sampling_points')}、{say('sampling_lanes')}，当日{say('sampled')}，"
@@ -135,7 +158,12 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
         elif ln.status == "rejected":
             summary.append(f"（{ln.name}报送数据未通过校验已退回，原因见数据说明，更正后订正）")
 
-    section_titles = {"cases": "一、病例情况", "testing": "二、核酸检测", "isolation": "三、隔离管控", "community": "四、基层防控"}
+    section_titles = {
+        "cases": "一、病例情况",
+        "testing": "二、核酸检测",
+        "isolation": "三、隔离管控",
+        "community": "四、基层防控",
+    }
     sections = []
     for section, title in section_titles.items():
         rows = []
@@ -145,19 +173,40 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
                 value = cell(ln.code, metric.key)
                 cells.append("—" if value is None else render_value(*value))
             total = totals[metric.key]
-            rows.append({"label": metric.label, "unit": metric.unit, "cells": cells,
-                         "total": "—" if total is None else render_value(*total),
-                         "change": _change(total, previous[metric.key])})
+            rows.append(
+                {
+                    "label": metric.label,
+                    "unit": metric.unit,
+                    "cells": cells,
+                    "total": "—" if total is None else render_value(*total),
+                    "change": _change(total, previous[metric.key]),
+                }
+            )
         sections.append({"title": title, "rows": rows})
 
-    narratives = [{"unit": registry.get(r["unit_code"]).name, "headline": r["headline"], "byline": r["byline"],
-                   "paragraphs": [p for p in r["body"].splitlines() if p]}
-                  for r in store.rows("select_narratives", {"report_date": day})]
+    narratives = [
+        {
+            "unit": registry.get(r["unit_code"]).name,
+            "headline": r["headline"],
+            "byline": r["byline"],
+            "paragraphs": [p for p in r["body"].splitlines() if p],
+        }
+        for r in store.rows("select_narratives", {"report_date": day})
+    ]
     notes = _notes(ctx, report_date, lines)
     title = f"{registry.region_name}疫情防控工作日报（{month_day(report_date)}）"
     subject = f"{registry.region_name}疫情防控工作日报 {report_date.year}年{month_day(report_date)}"
-    bulletin = Bulletin(report_date, title, subject, f"统计时段：{month_day(report_date)}0—24时", summary, sections,
-                        lines, narratives, notes)
+    bulletin = Bulletin(
+        report_date,
+        title,
+        subject,
+        f"统计时段：{month_day(report_date)}0—24时",
+        summary,
+        sections,
+        lines,
+        narratives,
+        notes,
+    )
     bulletin.attachment_rows = _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous)
     return bulletin
 
@@ -177,16 +226,22 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
         notes.append(f["line"])
     for r in store.rows("select_day_revisions", {"report_date": day}):
         metric = catalogue.by_key[r["metric"]]
-        notes.append(f"{names.get(r['unit_code'], r['unit_code'])}重报：{metric.label}: "
-                     f"{_shown(r['new_value'], r['new_qualifier'])} (was {_shown(r['old_value'], r['old_qualifier'])})")
+        notes.append(
+            f"{names.get(r['unit_code'], r['unit_code'])}重报：{metric.label}: "
+            f"{_shown(r['new_value'], r['new_qualifier'])} (was {_shown(r['old_value'], r['old_qualifier'])})"
+        )
     with store.transaction() as conn:
-        corrections = [dict(r._mapping) for r in store.run(conn, "select_corrections_to_announce", {"report_date": day})]
+        corrections = [
+            dict(r._mapping) for r in store.run(conn, "select_corrections_to_announce", {"report_date": day})
+        ]
         store.run(conn, "mark_corrections_announced", {"report_date": day})
     for r in corrections:
         metric = catalogue.by_key[r["metric"]]
-        notes.append(f"{month_day(date.fromisoformat(r['report_date']))}{names.get(r['unit_code'], r['unit_code'])}"
-                     f"{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
-                     f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。")
+        notes.append(
+            f"{month_day(date.fromisoformat(r['report_date']))}{names.get(r['unit_code'], r['unit_code'])}"
+            f"{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
+            f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。"
+        )
     return notes
 
 
@@ -202,16 +257,23 @@ def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, 
                 value, before = totals[metric.key], previous[metric.key]
             else:
                 value, before = today.get(ln.code, {}).get(metric.key), yesterday.get(ln.code, {}).get(metric.key)
-            rows.append({
-                "report_date": report_date.isoformat(), "unit_code": ln.code, "unit_name": ln.name,
-                "metric": metric.key, "metric_name": metric.label, "kind": metric.kind, "unit": metric.unit,
-                "value": "" if value is None else render_value(value[0]),
-                "qualifier": "" if value is None else value[1],
-                "display": "—" if value is None else render_value(*value),
-                "previous_value": "" if before is None else render_value(before[0]),
-                "change": "" if value is None or before is None else render_value(value[0] - before[0]),
-                "status": "total" if ln.is_total else ln.status,
-            })
+            rows.append(
+                {
+                    "report_date": report_date.isoformat(),
+                    "unit_code": ln.code,
+                    "unit_name": ln.name,
+                    "metric": metric.key,
+                    "metric_name": metric.label,
+                    "kind": metric.kind,
+                    "unit": metric.unit,
+                    "value": "" if value is None else render_value(value[0]),
+                    "qualifier": "" if value is None else value[1],
+                    "display": "—" if value is None else render_value(*value),
+                    "previous_value": "" if before is None else render_value(before[0]),
+                    "change": "" if value is None or before is None else render_value(value[0] - before[0]),
+                    "status": "total" if ln.is_total else ln.status,
+                }
+            )
     return rows
 
 
@@ -232,7 +294,10 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ctx.settings.include_dir / "templates"),
         autoescape=jinja2.select_autoescape(["html.j2"]),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
     html = env.get_template("bulletin.html.j2").render(b=bulletin)
     text = env.get_template("bulletin.txt.j2").render(b=bulletin)

@@ -62,8 +62,10 @@ class GxRunner:
         failures = []
         for item in result.results:
             if item.exception_info and item.exception_info.get("raised_exception"):
-                raise RuntimeError(f"GX expectation {item.expectation_config.type} failed to run: "
-                                   f"{item.exception_info.get('exception_message')}")
+                raise RuntimeError(
+                    f"GX expectation {item.expectation_config.type} failed to run: "
+                    f"{item.exception_info.get('exception_message')}"
+                )
             if not item.success:
                 indices = item.result.get("unexpected_index_list") or []
                 failures.append(Failure(dict(item.expectation_config.meta), indices))
@@ -76,22 +78,43 @@ def row_expectations(gx) -> list:
     e = gx.expectations
     return [
         e.ExpectColumnValuesToBeBetween(column="value", min_value=0, meta={"rule": "non_negative"}),
-        e.ExpectColumnValuesToBeBetween(column="fraction", min_value=0, max_value=0, row_condition='severity=="hard"',
-                                        condition_parser="pandas", meta={"rule": "exact_integer"}),
-        e.ExpectCompoundColumnsToBeUnique(column_list=["unit_code", "metric", "part"], meta={"rule": "duplicate_metric"}),
-        e.ExpectColumnPairValuesToBeEqual(column_A="declared_unit", column_B="unit_code",
-                                          ignore_row_if="either_value_is_missing", meta={"rule": "unit_code_mismatch"}),
-        e.ExpectColumnPairValuesToBeEqual(column_A="declared_date", column_B="report_date",
-                                          ignore_row_if="either_value_is_missing", meta={"rule": "report_date_mismatch"}),
-        e.ExpectColumnPairValuesToBeEqual(column_A="value", column_B="parts_sum", ignore_row_if="either_value_is_missing",
-                                          meta={"rule": "subtotal_mismatch"}),
+        e.ExpectColumnValuesToBeBetween(
+            column="fraction",
+            min_value=0,
+            max_value=0,
+            row_condition='severity=="hard"',
+            condition_parser="pandas",
+            meta={"rule": "exact_integer"},
+        ),
+        e.ExpectCompoundColumnsToBeUnique(
+            column_list=["unit_code", "metric", "part"], meta={"rule": "duplicate_metric"}
+        ),
+        e.ExpectColumnPairValuesToBeEqual(
+            column_A="declared_unit",
+            column_B="unit_code",
+            ignore_row_if="either_value_is_missing",
+            meta={"rule": "unit_code_mismatch"},
+        ),
+        e.ExpectColumnPairValuesToBeEqual(
+            column_A="declared_date",
+            column_B="report_date",
+            ignore_row_if="either_value_is_missing",
+            meta={"rule": "report_date_mismatch"},
+        ),
+        e.ExpectColumnPairValuesToBeEqual(
+            column_A="value",
+            column_B="parts_sum",
+            ignore_row_if="either_value_is_missing",
+            meta={"rule": "subtotal_mismatch"},
+        ),
     ]
 
 
 def check_expectations(gx, checks: list[Check]) -> list:
     return [
-        gx.expectations.ExpectColumnValuesToBeInSet(column=check_column(check), value_set=[True],
-                                                   meta={"rule": check.name, "column": check_column(check)})
+        gx.expectations.ExpectColumnValuesToBeInSet(
+            column=check_column(check), value_set=[True], meta={"rule": check.name, "column": check_column(check)}
+        )
         for check in checks
     ]
 
@@ -108,8 +131,13 @@ def format_number(value) -> str:
 
 
 def run_checks(
-    runner: GxRunner, wide: pd.DataFrame, checks: list[Check], catalogue: Catalogue,
-    report_date: date, unit_names: dict[str, str], stage: str,
+    runner: GxRunner,
+    wide: pd.DataFrame,
+    checks: list[Check],
+    catalogue: Catalogue,
+    report_date: date,
+    unit_names: dict[str, str],
+    stage: str,
 ) -> list[Finding]:
     """Evaluate checks on the wide frame (index: unit code). Missing today ≠ wrong; missing history: skipped."""
     findings: list[Finding] = []
@@ -127,8 +155,17 @@ def run_checks(
             today_absent = [n for n in absent if n in check.today_names]
             if today_absent and len(today_absent) < len(check.today_names) and check.metric is None:
                 labels = "、".join(catalogue.by_key[n].display for n in today_absent if n in catalogue.by_key)
-                findings.append(Finding(report_date, unit_code, unit_names[unit_code], "missing", stage, check.name,
-                                        f"缺少{labels}，无法核验“{check.label}”"))
+                findings.append(
+                    Finding(
+                        report_date,
+                        unit_code,
+                        unit_names[unit_code],
+                        "missing",
+                        stage,
+                        check.name,
+                        f"缺少{labels}，无法核验“{check.label}”",
+                    )
+                )
         frame[check_column(check)] = pd.Series(verdicts, index=wide.index, dtype=object)
     units = list(wide.index)
     by_column = {check_column(check): check for check in checks}
@@ -145,13 +182,33 @@ def _check_finding(check, row, catalogue, report_date, unit_code, unit_name, sta
     if check.metric:
         metric = catalogue.by_key[check.metric]
         fields = {
-            "label": metric.label, "value": format_number(row.get(metric.key)),
-            "prev": format_number(row.get(f"prev_{metric.key}")), "mean7": format_number(row.get(f"mean7_{metric.key}")),
+            "label": metric.label,
+            "value": format_number(row.get(metric.key)),
+            "prev": format_number(row.get(f"prev_{metric.key}")),
+            "mean7": format_number(row.get(f"mean7_{metric.key}")),
             "days7": format_number(row.get(f"days7_{metric.key}")),
         }
-        return Finding(report_date, unit_code, unit_name, check.severity, stage, check.name,
-                       check.message.format(**fields), metric=metric.display, value=fields["value"])
+        return Finding(
+            report_date,
+            unit_code,
+            unit_name,
+            check.severity,
+            stage,
+            check.name,
+            check.message.format(**fields),
+            metric=metric.display,
+            value=fields["value"],
+        )
     fields = {name: format_number(row.get(name)) for name in check.needs}
     first = catalogue.by_key.get(check.needs[0])
-    return Finding(report_date, unit_code, unit_name, check.severity, stage, check.name, check.message.format(**fields),
-                   metric=first.display if first else "", value=fields[check.needs[0]])
+    return Finding(
+        report_date,
+        unit_code,
+        unit_name,
+        check.severity,
+        stage,
+        check.name,
+        check.message.format(**fields),
+        metric=first.display if first else "",
+        value=fields[check.needs[0]],
+    )

@@ -25,8 +25,10 @@ def status(ctx: Context, day: date) -> int:
     if not delivery:
         print("  日报未发送 (bulletin not sent)")
         return 1
-    print(f"  日报{'已发送' if delivery[0]['status'] == 'sent' else '发送未确认'}：{delivery[0]['recipients']} "
-          f"{delivery[0]['message_id']} {delivery[0]['sent_at'] or ''}")
+    print(
+        f"  日报{'已发送' if delivery[0]['status'] == 'sent' else '发送未确认'}：{delivery[0]['recipients']} "
+        f"{delivery[0]['message_id']} {delivery[0]['sent_at'] or ''}"
+    )
     return 0 if delivery[0]["status"] == "sent" else 1
 
 
@@ -40,8 +42,10 @@ def forget_delivery(ctx: Context, day: date) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="closeout", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("status", "a day's unit statuses, blocking problems and email"),
-                           ("forget-delivery", "after checking the mailbox: allow the day's bulletin to be sent again")):
+    for name, helptext in (
+        ("status", "a day's unit statuses, blocking problems and email"),
+        ("forget-delivery", "after checking the mailbox: allow the day's bulletin to be sent again"),
+    ):
         command = commands.add_parser(name, help=helptext)
         command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     args = parser.parse_args(argv)

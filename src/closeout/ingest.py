@@ -62,11 +62,22 @@ class Submission:
     rows: list[FigureRow] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    def finding(self, severity: str, rule: str, message: str, row: int | None = None, metric: str = "", value="") -> None:
+    def finding(
+        self, severity: str, rule: str, message: str, row: int | None = None, metric: str = "", value=""
+    ) -> None:
         self.findings.append(
             Finding(
-                self.report_date, self.unit.code, self.unit.name, severity, "load", rule, message,
-                file=self.path.name, row=row, metric=metric, value=str(value),
+                self.report_date,
+                self.unit.code,
+                self.unit.name,
+                severity,
+                "load",
+                rule,
+                message,
+                file=self.path.name,
+                row=row,
+                metric=metric,
+                value=str(value),
             )
         )
 
@@ -203,14 +214,21 @@ def parse_submission(path: Path, unit: Unit, report_date: date, catalogue: Catal
             continue
         metric = catalogue.resolve(label)
         if metric is None:
-            submission.finding("hard", "unknown_metric", "指标不在目录中（见 docs/submission-format.md）",
-                               row=line, metric=label, value=_cell(raw_value))
+            submission.finding(
+                "hard",
+                "unknown_metric",
+                "指标不在目录中（见 docs/submission-format.md）",
+                row=line,
+                metric=label,
+                value=_cell(raw_value),
+            )
             continue
         try:
             parsed = parse_value(raw_value, metric, catalogue)
         except ValueProblem as problem:
-            submission.finding("hard", problem.rule, problem.detail, row=line, metric=metric.display,
-                               value=_cell(raw_value))
+            submission.finding(
+                "hard", problem.rule, problem.detail, row=line, metric=metric.display, value=_cell(raw_value)
+            )
             continue
         declared_unit = _cell(get(row, "unit_code"))
         if declared_unit:
@@ -220,22 +238,30 @@ def parse_submission(path: Path, unit: Unit, report_date: date, catalogue: Catal
         if attributed:
             resolved = registry.resolve(attributed)
             if resolved is None:
-                submission.finding("hard", "unknown_unit", "归属单位不在名录中", row=line,
-                                   metric=metric.display, value=attributed)
+                submission.finding(
+                    "hard", "unknown_unit", "归属单位不在名录中", row=line, metric=metric.display, value=attributed
+                )
                 continue
             attributed = resolved.code
         try:
             declared_date = parse_report_date(get(row, "report_date"))
         except ValueError as exc:
-            submission.finding("hard", "bad_date", str(exc), row=line, metric=metric.display,
-                               value=_cell(get(row, "report_date")))
+            submission.finding(
+                "hard", "bad_date", str(exc), row=line, metric=metric.display, value=_cell(get(row, "report_date"))
+            )
             continue
         submission.rows.append(
             FigureRow(
-                row=line, metric=metric.key, value=parsed.value, qualifier=parsed.qualifier,
+                row=line,
+                metric=metric.key,
+                value=parsed.value,
+                qualifier=parsed.qualifier,
                 raw=_cell(raw_value) if not isinstance(raw_value, int | float) else render_value(parsed.value),
-                note=_cell(get(row, "note")), part=part, missing=parsed.missing,
-                declared_unit=declared_unit, declared_date=declared_date.isoformat() if declared_date else "",
+                note=_cell(get(row, "note")),
+                part=part,
+                missing=parsed.missing,
+                declared_unit=declared_unit,
+                declared_date=declared_date.isoformat() if declared_date else "",
                 attributed_unit=attributed,
             )
         )

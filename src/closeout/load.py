@@ -43,17 +43,28 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
         archived = [archive_file(f, ctx.settings.archive_dir, report_date, code) for f in files]
         if len(archived) > 1:
             names = "、".join(a.source.name for a in archived)
-            finding = Finding(report_date, code, unit.name, "hard", "load", "several_files",
-                              f"同一单位当日有多个数据文件（{names}），请只保留一个后重报", file=names)
+            finding = Finding(
+                report_date,
+                code,
+                unit.name,
+                "hard",
+                "load",
+                "several_files",
+                f"同一单位当日有多个数据文件（{names}），请只保留一个后重报",
+                file=names,
+            )
             for item in archived:
-                if not ctx.store.rows("find_submission", {"report_date": report_date.isoformat(), "unit_code": code,
-                                                          "sha256": item.sha256}):
+                if not ctx.store.rows(
+                    "find_submission",
+                    {"report_date": report_date.isoformat(), "unit_code": code, "sha256": item.sha256},
+                ):
                     _commit(ctx, Submission(unit, item.source, report_date, findings=[finding]), item)
             outcomes[code] = UnitOutcome(code, unit.name, "rejected", [finding.line()])
             continue
         item = archived[0]
-        seen = store.rows("find_submission", {"report_date": report_date.isoformat(), "unit_code": code,
-                                               "sha256": item.sha256})
+        seen = store.rows(
+            "find_submission", {"report_date": report_date.isoformat(), "unit_code": code, "sha256": item.sha256}
+        )
         if seen:  # the same bytes again: loading changes nothing
             status = "rejected" if seen[0]["status"] == "rejected" else "unchanged"
             lines = seen[0]["reasons"].splitlines() if status == "rejected" else []
@@ -74,12 +85,22 @@ def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
     if ctx.store.rows("select_unit_figures", {"report_date": day, "unit_code": unit.code}):
         return UnitOutcome(unit.code, unit.name, "unchanged")  # loaded earlier; the file has since left the inbox
     status = "missing" if unit.required else "absent"
-    detail = (f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"
-              f"文件名也可用拼音 {unit.slug} 或中文名 {unit.name}）")
+    detail = (
+        f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"
+        f"文件名也可用拼音 {unit.slug} 或中文名 {unit.name}）"
+    )
     with ctx.store.transaction() as conn:
-        ctx.store.run(conn, "upsert_unit_day", {"report_date": day, "unit_code": unit.code, "status": status,
-                                                "detail": detail if unit.required else "本日无单独报送",
-                                                "updated_at": now_local()})
+        ctx.store.run(
+            conn,
+            "upsert_unit_day",
+            {
+                "report_date": day,
+                "unit_code": unit.code,
+                "status": status,
+                "detail": detail if unit.required else "本日无单独报送",
+                "updated_at": now_local(),
+            },
+        )
     return UnitOutcome(unit.code, unit.name, status, [f"[缺报] {unit.label}：{detail}"] if unit.required else [])
 
 
@@ -87,9 +108,18 @@ def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
     item = archive_file(path, ctx.settings.archive_dir, report_date, unit.code)
     narrative = read_narrative(path)
     with ctx.store.transaction() as conn:
-        ctx.store.run(conn, "upsert_narrative", {
-            "report_date": report_date.isoformat(), "unit_code": unit.code, "headline": narrative.headline,
-            "byline": narrative.byline, "body": "\n".join(narrative.paragraphs), "sha256": item.sha256})
+        ctx.store.run(
+            conn,
+            "upsert_narrative",
+            {
+                "report_date": report_date.isoformat(),
+                "unit_code": unit.code,
+                "headline": narrative.headline,
+                "byline": narrative.byline,
+                "body": "\n".join(narrative.paragraphs),
+                "sha256": item.sha256,
+            },
+        )
 
 
 def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
@@ -103,35 +133,84 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         if published and not blocking(sub.findings):
             for metric, old, new in changes:  # a late first report (补报) is not a correction
                 if old is not None and (new is None or not new.note):
-                    sub.findings.append(Finding(
-                        sub.report_date, code, sub.unit.name, "hard", "validate", "correction_without_note",
-                        "日报已发布，更正须在备注列写明原因", file=sub.path.name,
-                        metric=ctx.catalogue.by_key[metric].display, value=_shown(new)))
+                    sub.findings.append(
+                        Finding(
+                            sub.report_date,
+                            code,
+                            sub.unit.name,
+                            "hard",
+                            "validate",
+                            "correction_without_note",
+                            "日报已发布，更正须在备注列写明原因",
+                            file=sub.path.name,
+                            metric=ctx.catalogue.by_key[metric].display,
+                            value=_shown(new),
+                        )
+                    )
         hard = blocking(sub.findings)
         for stage in ("load", "validate"):
             store.run(conn, "delete_findings", {**key, "stage": stage})
         store.run(conn, "insert_finding", [f.as_record() for f in sub.findings])
-        record = {**key, "sha256": item.sha256, "file_name": sub.path.name, "archived_path": str(item.path),
-                  "received_at": item.received_at, "processed_at": now_local()}
+        record = {
+            **key,
+            "sha256": item.sha256,
+            "file_name": sub.path.name,
+            "archived_path": str(item.path),
+            "received_at": item.received_at,
+            "processed_at": now_local(),
+        }
         if hard:
-            store.run(conn, "insert_submission", {**record, "status": "rejected",
-                                                  "reasons": "\n".join(f.line() for f in hard)})
-            store.run(conn, "upsert_unit_day", {**key, "status": "rejected", "detail": hard[0].line(),
-                                                "updated_at": now_local()})
+            store.run(
+                conn,
+                "insert_submission",
+                {**record, "status": "rejected", "reasons": "\n".join(f.line() for f in hard)},
+            )
+            store.run(
+                conn,
+                "upsert_unit_day",
+                {**key, "status": "rejected", "detail": hard[0].line(), "updated_at": now_local()},
+            )
         else:
             recorded_at = now_local()
-            store.run(conn, "insert_revision", [{
-                **key, "metric": metric, "old_value": old.value if old else None,
-                "new_value": new.value if new else None, "old_qualifier": old.qualifier if old else "",
-                "new_qualifier": new.qualifier if new else "", "old_sha256": old.source_sha256 if old else "",
-                "new_sha256": item.sha256, "kind": "correction" if published else "revision",
-                "reason": new.note if new else "", "recorded_at": recorded_at,
-            } for metric, old, new in changes if old is not None])
+            store.run(
+                conn,
+                "insert_revision",
+                [
+                    {
+                        **key,
+                        "metric": metric,
+                        "old_value": old.value if old else None,
+                        "new_value": new.value if new else None,
+                        "old_qualifier": old.qualifier if old else "",
+                        "new_qualifier": new.qualifier if new else "",
+                        "old_sha256": old.source_sha256 if old else "",
+                        "new_sha256": item.sha256,
+                        "kind": "correction" if published else "revision",
+                        "reason": new.note if new else "",
+                        "recorded_at": recorded_at,
+                    }
+                    for metric, old, new in changes
+                    if old is not None
+                ],
+            )
             store.run(conn, "delete_unit_figures", key)
-            store.run(conn, "insert_figure", [{
-                **key, "metric": f.metric, "value": f.value, "qualifier": f.qualifier, "note": f.note,
-                "source_sha256": item.sha256, "source_rows": f.source_rows, "attributed_unit": f.attributed_unit,
-            } for f in figures])
+            store.run(
+                conn,
+                "insert_figure",
+                [
+                    {
+                        **key,
+                        "metric": f.metric,
+                        "value": f.value,
+                        "qualifier": f.qualifier,
+                        "note": f.note,
+                        "source_sha256": item.sha256,
+                        "source_rows": f.source_rows,
+                        "attributed_unit": f.attributed_unit,
+                    }
+                    for f in figures
+                ],
+            )
             store.run(conn, "supersede_loaded_submissions", key)
             store.run(conn, "insert_submission", {**record, "status": "loaded", "reasons": ""})
             store.run(conn, "upsert_unit_day", {**key, "status": "loaded", "detail": "", "updated_at": recorded_at})

@@ -23,8 +23,9 @@ class Delivery:
     recipients: tuple[str, ...]
 
 
-def build_message(bulletin: Bulletin, rendered: Rendered, sender: str, recipients: tuple[str, ...],
-                  message_id: str) -> EmailMessage:
+def build_message(
+    bulletin: Bulletin, rendered: Rendered, sender: str, recipients: tuple[str, ...], message_id: str
+) -> EmailMessage:
     message = EmailMessage()  # smtplib.sendmail with a str raises on Chinese text; send_message does not
     message["Subject"] = bulletin.subject
     message["From"] = sender
@@ -33,13 +34,19 @@ def build_message(bulletin: Bulletin, rendered: Rendered, sender: str, recipient
     message.set_content(rendered.text, charset="utf-8")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8")
     # The policy encodes the Chinese file name per RFC 2231 (filename*=utf-8''...).
-    message.add_attachment(rendered.attachment, maintype="text", subtype="csv", filename=bulletin.attachment_name,
-                           params={"charset": "utf-8"})
+    message.add_attachment(
+        rendered.attachment,
+        maintype="text",
+        subtype="csv",
+        filename=bulletin.attachment_name,
+        params={"charset": "utf-8"},
+    )
     return message
 
 
-def deliver_once(ctx: Context, bulletin: Bulletin, rendered: Rendered, sender: str,
-                 send: Callable[[EmailMessage], None]) -> Delivery:
+def deliver_once(
+    ctx: Context, bulletin: Bulletin, rendered: Rendered, sender: str, send: Callable[[EmailMessage], None]
+) -> Delivery:
     """Record the intent, send, record the success. A retry or re-run after success sends nothing."""
     store, day = ctx.store, bulletin.report_date.isoformat()
     recipients = ctx.settings.recipients
@@ -51,13 +58,23 @@ def deliver_once(ctx: Context, bulletin: Bulletin, rendered: Rendered, sender: s
     if previous:
         raise DeliveryUncertain(
             f"{day} 日报上次发送未确认完成（Message-ID {previous[0]['message_id']}）。请先在收件箱核对是否已收到；"
-            f"确认未收到后，执行 `closeout forget-delivery {day}` 清除记录，再清除（Clear）本任务重跑。")
+            f"确认未收到后，执行 `closeout forget-delivery {day}` 清除记录，再清除（Clear）本任务重跑。"
+        )
     domain = sender.rpartition("@")[2] or "closeout.invalid"
     message_id = make_msgid(idstring=f"closeout-{day}", domain=domain)
     with store.transaction() as conn:
-        store.run(conn, "insert_delivery", {"report_date": day, "subject": bulletin.subject,
-                                            "recipients": ", ".join(recipients), "message_id": message_id,
-                                            "content_sha256": rendered.sha256, "started_at": now_local()})
+        store.run(
+            conn,
+            "insert_delivery",
+            {
+                "report_date": day,
+                "subject": bulletin.subject,
+                "recipients": ", ".join(recipients),
+                "message_id": message_id,
+                "content_sha256": rendered.sha256,
+                "started_at": now_local(),
+            },
+        )
     try:
         send(build_message(bulletin, rendered, sender, recipients, message_id))
     except Exception:

@@ -138,5 +138,3 @@ def parse_report_date(raw: object) -> date | None:
         except ValueError:
             pass
     raise ValueError(f"无法识别的日期“{raw}”")
-
-

@@ -7,7 +7,7 @@ from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 
-from closeout.bulletin import build_bulletin, render, write_outputs
+from closeout.bulletin import STATUS_LABELS, build_bulletin, render, write_outputs
 from closeout.context import Context
 from closeout.load import UnitOutcome, load_group
 from closeout.mailer import Delivery, deliver_once
@@ -36,3 +36,16 @@ def render_bulletin(ctx: Context, report_date: date) -> Path:
 def email_bulletin(ctx: Context, report_date: date, sender: str, send: Callable[[EmailMessage], None]) -> Delivery:
     bulletin = build_bulletin(ctx, report_date)  # deterministic: the same store gives the same bulletin
     return deliver_once(ctx, bulletin, render(ctx, bulletin), sender, send)
+
+
+def open_units(ctx: Context, report_date: date) -> list[str]:
+    """Required units whose day is not cleared, as "衢江区 拒收" for the operator."""
+    statuses = {
+        r["unit_code"]: r["status"]
+        for r in ctx.store.rows("select_unit_days", {"report_date": report_date.isoformat()})
+    }
+    return [
+        f"{u.name} {STATUS_LABELS.get(statuses.get(u.code, 'missing'), statuses.get(u.code))}"
+        for u in ctx.registry.units
+        if u.required and statuses.get(u.code) != "cleared"
+    ]

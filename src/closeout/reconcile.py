@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from closeout.archive import archive_file, quarantine_file
 from closeout.checks import GxRunner, run_checks
 from closeout.context import Context
 from closeout.findings import Finding
 from closeout.ingest import discover
-from closeout.archive import archive_file, quarantine_file
 from closeout.store import now_local
 
 HISTORY_DAYS = 7
@@ -32,8 +32,10 @@ class DayFigures:
 
 
 def read_figures(ctx: Context, report_date: date, days_before: int = HISTORY_DAYS) -> DayFigures:
-    rows = ctx.store.rows("select_figures_between", {
-        "first_date": (report_date - timedelta(days=days_before)).isoformat(), "last_date": report_date.isoformat()})
+    rows = ctx.store.rows(
+        "select_figures_between",
+        {"first_date": (report_date - timedelta(days=days_before)).isoformat(), "last_date": report_date.isoformat()},
+    )
     by_day: dict = {}
     for r in rows:
         day = date.fromisoformat(r["report_date"])
@@ -68,22 +70,41 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
     names = ctx.unit_names()
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "delete_derived_figures", {"report_date": day})
-        submitted = {(r.unit_code, r.metric): r.value for r in ctx.store.run(
-            conn, "select_figures_between", {"first_date": day, "last_date": day})}
+        submitted = {
+            (r.unit_code, r.metric): r.value
+            for r in ctx.store.run(conn, "select_figures_between", {"first_date": day, "last_date": day})
+        }
         reporting = {unit for unit, _ in submitted}
         for metric in (m for m in ctx.catalogue.metrics if m.kind == "C"):
-            totals = {r.unit_code: r.total for r in ctx.store.run(
-                conn, "select_flow_totals_until", {"metric": metric.derived_from, "report_date": day})}
+            totals = {
+                r.unit_code: r.total
+                for r in ctx.store.run(
+                    conn, "select_flow_totals_until", {"metric": metric.derived_from, "report_date": day}
+                )
+            }
             for unit_code in sorted(reporting):
                 derived = totals.get(unit_code, 0.0)
                 own = submitted.get((unit_code, metric.key))
                 if own is None:
-                    ctx.store.run(conn, "insert_derived_figure", {"report_date": day, "unit_code": unit_code,
-                                                                  "metric": metric.key, "value": derived})
+                    ctx.store.run(
+                        conn,
+                        "insert_derived_figure",
+                        {"report_date": day, "unit_code": unit_code, "metric": metric.key, "value": derived},
+                    )
                 elif own != derived:
-                    findings.append(Finding(report_date, unit_code, names[unit_code], "hard", "reconcile",
-                                            "cumulative_balance", f"报送累计{own:.0f}与逐日新增之和{derived:.0f}不符",
-                                            metric=metric.display, value=f"{own:.0f}"))
+                    findings.append(
+                        Finding(
+                            report_date,
+                            unit_code,
+                            names[unit_code],
+                            "hard",
+                            "reconcile",
+                            "cumulative_balance",
+                            f"报送累计{own:.0f}与逐日新增之和{derived:.0f}不符",
+                            metric=metric.display,
+                            value=f"{own:.0f}",
+                        )
+                    )
     return findings
 
 
@@ -93,9 +114,16 @@ def quarantine_unmatched(ctx: Context, report_date: date) -> list[Finding]:
     region = ctx.registry.region_code
     for path in discover(ctx.settings.inbox, report_date, ctx.registry).unmatched:
         item = archive_file(path, ctx.settings.archive_dir, report_date, "unmatched")
-        finding = Finding(report_date, region, "未识别单位", "hard", "load", "unknown_unit",
-                          "文件名无法对应名录中的任何单位（应为单位代码、拼音或中文名，扩展名 .csv/.xlsx/.md）",
-                          file=path.name)
+        finding = Finding(
+            report_date,
+            region,
+            "未识别单位",
+            "hard",
+            "load",
+            "unknown_unit",
+            "文件名无法对应名录中的任何单位（应为单位代码、拼音或中文名，扩展名 .csv/.xlsx/.md）",
+            file=path.name,
+        )
         quarantine_file(item, ctx.settings.quarantine_dir, report_date, "unmatched", [finding.line()])
         findings.append(finding)
     return findings
@@ -114,8 +142,9 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
     statuses = {}
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "delete_stage_findings", {"report_date": day, "stage": "reconcile"})
-        ctx.store.run(conn, "delete_findings", {"report_date": day, "unit_code": ctx.registry.region_code,
-                                                "stage": "load"})
+        ctx.store.run(
+            conn, "delete_findings", {"report_date": day, "unit_code": ctx.registry.region_code, "stage": "load"}
+        )
         ctx.store.run(conn, "insert_finding", [f.as_record() for f in findings])
         for unit in ctx.registry.all_units:
             breaks = [f for f in findings if f.unit_code == unit.code and f.severity == "hard"]
@@ -128,6 +157,15 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
                 status, detail = ("missing" if unit.required else "absent"), ""
             statuses[unit.code] = status
             if detail or status != before:
-                ctx.store.run(conn, "upsert_unit_day", {"report_date": day, "unit_code": unit.code, "status": status,
-                                                        "detail": detail, "updated_at": now_local()})
+                ctx.store.run(
+                    conn,
+                    "upsert_unit_day",
+                    {
+                        "report_date": day,
+                        "unit_code": unit.code,
+                        "status": status,
+                        "detail": detail,
+                        "updated_at": now_local(),
+                    },
+                )
     return statuses

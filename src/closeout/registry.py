@@ -66,8 +66,8 @@ class Registry:
             return self._lookup[key]
         region = normalise_name(self.region_name)
         for prefix in (region, region.removesuffix("市")):
-            if prefix and key.startswith(prefix) and key[len(prefix):] in self._lookup:
-                return self._lookup[key[len(prefix):]]
+            if prefix and key.startswith(prefix) and key[len(prefix) :] in self._lookup:
+                return self._lookup[key[len(prefix) :]]
         return None
 
     def groups(self) -> list[UnitGroup]:

@@ -21,7 +21,7 @@ def load_queries(sql_dir: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     for path in sorted(Path(sql_dir).glob("*.sql")):
         parts = _BLOCK.split(path.read_text(encoding="utf-8"))
-        for name, body in zip(parts[1::2], parts[2::2]):
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
             if name in queries:
                 raise ValueError(f"{path.name}: query {name} is defined twice")
             lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]

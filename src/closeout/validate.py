@@ -31,21 +31,45 @@ def long_frame(submissions: list[Submission], catalogue: Catalogue) -> pd.DataFr
         for r in sub.rows:
             if r.value is None:
                 continue
-            records.append({
-                "unit_code": sub.unit.code, "file": sub.path.name, "row": r.row, "metric": r.metric,
-                "value": r.value, "raw": r.raw, "part": r.part,
-                "severity": catalogue.by_key[r.metric].severity,
-                "declared_unit": r.declared_unit or None, "declared_date": r.declared_date or None,
-                "report_date": sub.report_date.isoformat(), "is_subtotal": r.part in TOTAL_WORDS,
-            })
-    frame = pd.DataFrame.from_records(records, columns=[
-        "unit_code", "file", "row", "metric", "value", "raw", "part", "severity",
-        "declared_unit", "declared_date", "report_date", "is_subtotal"])
+            records.append(
+                {
+                    "unit_code": sub.unit.code,
+                    "file": sub.path.name,
+                    "row": r.row,
+                    "metric": r.metric,
+                    "value": r.value,
+                    "raw": r.raw,
+                    "part": r.part,
+                    "severity": catalogue.by_key[r.metric].severity,
+                    "declared_unit": r.declared_unit or None,
+                    "declared_date": r.declared_date or None,
+                    "report_date": sub.report_date.isoformat(),
+                    "is_subtotal": r.part in TOTAL_WORDS,
+                }
+            )
+    frame = pd.DataFrame.from_records(
+        records,
+        columns=[
+            "unit_code",
+            "file",
+            "row",
+            "metric",
+            "value",
+            "raw",
+            "part",
+            "severity",
+            "declared_unit",
+            "declared_date",
+            "report_date",
+            "is_subtotal",
+        ],
+    )
     frame["value"] = frame["value"].astype(float)
     frame["fraction"] = frame["value"] % 1
     parts = frame[~frame["is_subtotal"] & (frame["part"] != "")].groupby(["unit_code", "metric"])["value"].sum()
     frame["parts_sum"] = [
-        parts.get((u, m)) if sub else None for u, m, sub in zip(frame["unit_code"], frame["metric"], frame["is_subtotal"])
+        parts.get((u, m)) if sub else None
+        for u, m, sub in zip(frame["unit_code"], frame["metric"], frame["is_subtotal"], strict=True)
     ]
     return frame
 
@@ -66,19 +90,44 @@ def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: 
             if rule in ("unit_code_mismatch", "report_date_mismatch"):
                 declared = row["declared_unit"] if rule == "unit_code_mismatch" else row["declared_date"]
                 message += f"（文件内写的是{declared}）"
-            sub.findings.append(Finding(sub.report_date, sub.unit.code, sub.unit.name, "hard", "validate", rule,
-                                        message, file=sub.path.name, row=int(row["row"]), metric=metric.display,
-                                        value=row["raw"]))
+            sub.findings.append(
+                Finding(
+                    sub.report_date,
+                    sub.unit.code,
+                    sub.unit.name,
+                    "hard",
+                    "validate",
+                    rule,
+                    message,
+                    file=sub.path.name,
+                    row=int(row["row"]),
+                    metric=metric.display,
+                    value=row["raw"],
+                )
+            )
     for sub in submissions:
         for r in sub.rows:
             if r.value is None:
                 state = "填报为“不详”（按未知处理，不计为0）" if r.missing == "unknown" else "未填写数值"
-                sub.findings.append(Finding(sub.report_date, sub.unit.code, sub.unit.name, "missing", "validate",
-                                            f"value_{r.missing}", state, file=sub.path.name, row=r.row,
-                                            metric=catalogue.by_key[r.metric].display, value=r.raw))
+                sub.findings.append(
+                    Finding(
+                        sub.report_date,
+                        sub.unit.code,
+                        sub.unit.name,
+                        "missing",
+                        "validate",
+                        f"value_{r.missing}",
+                        state,
+                        file=sub.path.name,
+                        row=r.row,
+                        metric=catalogue.by_key[r.metric].display,
+                        value=r.raw,
+                    )
+                )
     same_day = [c for c in catalogue.checks if c.stage == "validate"]
     wide = pd.DataFrame.from_dict(
-        {sub.unit.code: {f.metric: f.value for f in collapse(sub)} for sub in submissions}, orient="index",
+        {sub.unit.code: {f.metric: f.value for f in collapse(sub)} for sub in submissions},
+        orient="index",
         columns=[m.key for m in catalogue.metrics],
     )
     names = {sub.unit.code: sub.unit.name for sub in submissions}
@@ -97,11 +146,14 @@ def collapse(sub: Submission) -> list[Figure]:
         merged.setdefault(r.metric, []).append(r)
     figures = []
     for metric, rows in merged.items():
-        figures.append(Figure(
-            metric=metric, value=sum(r.value for r in rows),
-            qualifier=next((r.qualifier for r in rows if r.qualifier), ""),
-            note="；".join(r.note for r in rows if r.note),
-            source_rows=",".join(str(r.row) for r in rows),
-            attributed_unit=next((r.attributed_unit for r in rows if r.attributed_unit), ""),
-        ))
+        figures.append(
+            Figure(
+                metric=metric,
+                value=sum(r.value for r in rows),
+                qualifier=next((r.qualifier for r in rows if r.qualifier), ""),
+                note="；".join(r.note for r in rows if r.note),
+                source_rows=",".join(str(r.row) for r in rows),
+                attributed_unit=next((r.attributed_unit for r in rows if r.attributed_unit), ""),
+            )
+        )
     return figures

@@ -1,0 +1,182 @@
+"""The DAG: integrity and policy (parse time, no heavy imports, tags, retries), and end-to-end dag.test() runs
+against a real SMTP server on loopback and both stores, on a clean day, a missing unit and a rejected file."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from email import policy
+from email.parser import BytesParser
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import ROOT, SAMPLE_INBOX, copy_day
+
+DAG_FILE = ROOT / "dags" / "daily_closeout.py"
+HEAVY = ("pandas", "great_expectations", "openpyxl", "sqlalchemy", "jinja2", "weasyprint")
+PARSE_BUDGET_SECONDS = 1.0  # for the DAG file itself, on top of importing airflow.sdk
+
+
+def test_dag_file_parses_fast_without_heavy_imports():
+    probe = (
+        "import sys, time, runpy\n"
+        "import airflow.sdk, pendulum\n"
+        "before = set(sys.modules)\n"
+        "t = time.perf_counter()\n"
+        f"runpy.run_path({str(DAG_FILE)!r})\n"
+        "print(time.perf_counter() - t)\n"
+        "print(','.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CLOSEOUT_DB_URL": "postgresql://nowhere.invalid/none"},
+    )
+    seconds, modules = result.stdout.strip().splitlines()[-2:]
+    assert float(seconds) < PARSE_BUDGET_SECONDS
+    assert not set(modules.split(",")) & set(HEAVY), modules
+
+
+def test_dagbag_integrity(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    assert list(bag.dags) == ["daily_closeout"]
+    dag = bag.dags["daily_closeout"]
+    assert {"closeout", "日清日结"} <= set(dag.tags)
+    assert dag.doc_md and "runbook" in dag.doc_md
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+    assert {t.task_id for t in dag.tasks} == {
+        "plan_unit_groups",
+        "load_unit_group",
+        "reconcile_day",
+        "render_bulletin",
+        "email_bulletin",
+        "confirm_closeout",
+    }
+    assert dag.get_task("reconcile_day").trigger_rule == "all_done"
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 21 * * *", "Asia/Shanghai")
+
+
+def test_cutoff_comes_from_the_environment():
+    probe = f"import runpy; d = runpy.run_path({str(DAG_FILE)!r})['closeout_dag']; print(d.timetable.expression)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CLOSEOUT_CUTOFF": "20:30"},
+    )
+    assert result.stdout.strip().splitlines()[-1] == "30 20 * * *"
+
+
+# ---- end to end ------------------------------------------------------------------------------------------
+
+
+def run_day(monkeypatch, env: dict, report_date: str, smtp_sink):
+    """`dag.test()` for one report date, with the environment an operator would set."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        f"smtp://{smtp_sink.hostname}:{smtp_sink.port}"
+        "?disable_ssl=true&disable_tls=true&from_email=closeout%40test.invalid",
+    )
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAG_FILE)).dags["daily_closeout"]
+    logical = datetime.fromisoformat(report_date).replace(hour=21, tzinfo=ZoneInfo("Asia/Shanghai"))
+    run = dag.test(logical_date=logical)
+    return {(ti.task_id, ti.map_index): ti for ti in run.get_task_instances()}, run
+
+
+def emails(smtp_sink):
+    return [
+        BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted(smtp_sink.folder.glob("*.eml"))
+    ]
+
+
+def attachment_rows(message):
+    import csv
+    import io
+
+    (attachment,) = list(message.iter_attachments())
+    return list(csv.DictReader(io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig"))))
+
+
+@pytest.fixture
+def e2e(airflow_db, db_url, make_env, tmp_path):
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    return make_env(db_url, inbox), folder, db_url
+
+
+def states(tis):
+    return {key: str(ti.state) for key, ti in tis.items()}
+
+
+def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeypatch, smtp_sink, tmp_path):
+    env, folder, db_url = e2e
+    tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert set(states(tis).values()) == {"success"} and str(run.state) == "success"
+    labels = sorted(ti.rendered_map_index for (task, _), ti in tis.items() if task == "load_unit_group")
+    assert labels == sorted(["柯城区", "衢江区", "常山县", "开化县", "龙游县", "江山市", "市本级"])
+    (message,) = emails(smtp_sink)
+    assert message["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
+    assert message["To"] == "duty@test.invalid, office@test.invalid"
+    rcpt = (smtp_sink.folder / "0001.eml.rcpt").read_text(encoding="utf-8").split()
+    assert rcpt == ["duty@test.invalid", "office@test.invalid"]
+    rows = attachment_rows(message)
+    for metric in ("sampled", "tested", "new_confirmed", "isolation_central", "donations_value_yuan"):
+        units = [float(r["value"]) for r in rows if r["metric"] == metric and r["unit_code"] != "330800" and r["value"]]
+        (total,) = [float(r["value"]) for r in rows if r["metric"] == metric and r["unit_code"] == "330800"]
+        assert len(units) == 6 and total == sum(units), metric
+    assert (tmp_path / "outbox" / "2022-03-19" / "bulletin.html").exists()
+
+    from test_load_and_store import snapshot
+
+    before = snapshot(db_url)
+    tis, _ = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert set(states(tis).values()) == {"success"}
+    assert len(emails(smtp_sink)) == 1  # the re-run sent nothing
+    assert snapshot(db_url) == before  # and changed nothing
+
+
+def test_missing_unit_fails_its_task_and_the_bulletin_still_goes(e2e, monkeypatch, smtp_sink):
+    env, folder, _ = e2e
+    (folder / "龙游县.csv").unlink()
+    tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    failed = [ti for ti in tis.values() if str(ti.state) == "failed"]
+    assert sorted((ti.task_id, ti.rendered_map_index) for ti in failed) == [
+        ("confirm_closeout", None),
+        ("load_unit_group", "龙游县"),
+    ]
+    assert str(tis[("email_bulletin", -1)].state) == "success"
+    assert str(run.state) == "failed"  # the day is not closed until 龙游 reports
+    (message,) = emails(smtp_sink)
+    text = message.get_body(("plain",)).get_content()
+    assert "（龙游县数据截至发布时未报送，按缺报处理，次日补报后订正）" in text
+    longyou = [r for r in attachment_rows(message) if r["unit_code"] == "330825"]
+    assert {r["status"] for r in longyou} == {"missing"} and {r["value"] for r in longyou} == {""}
+
+
+def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(e2e, monkeypatch, smtp_sink, tmp_path):
+    env, folder, _ = e2e
+    path = folder / "330803.csv"  # 衢江, GBK with Chinese labels
+    text = path.read_bytes().decode("gbk")
+    text = "\n".join(("阴性,-3,330803,2022/3/19," if line.startswith("阴性,") else line) for line in text.splitlines())
+    path.write_bytes((text + "\n").encode("gbk"))
+    tis, _ = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    failed = [ti for ti in tis.values() if str(ti.state) == "failed" and ti.task_id == "load_unit_group"]
+    assert [ti.rendered_map_index for ti in failed] == ["衢江区"]
+    assert failed[0].try_number == 1  # a data problem is not retried
+    assert list((tmp_path / "archive" / "quarantine" / "2022-03-19" / "330803").glob("*330803.csv"))
+    (message,) = emails(smtp_sink)
+    body = message.get_body(("plain",)).get_content()
+    assert "[拒收] 衢江区(330803) 文件 330803.csv 第" in body and "指标 negative(阴性) 值“-3”" in body
+    assert str(tis[("email_bulletin", -1)].state) == "success"
