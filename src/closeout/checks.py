@@ -179,28 +179,22 @@ def run_checks(
 
 
 def _check_finding(check, row, catalogue, report_date, unit_code, unit_name, stage) -> Finding:
+    """The failing check's message, filled with the unit's figures (per-metric checks: label/value/prev/...)."""
     if check.metric:
         metric = catalogue.by_key[check.metric]
-        fields = {
-            "label": metric.label,
-            "value": format_number(row.get(metric.key)),
-            "prev": format_number(row.get(f"prev_{metric.key}")),
-            "mean7": format_number(row.get(f"mean7_{metric.key}")),
-            "days7": format_number(row.get(f"days7_{metric.key}")),
-        }
-        return Finding(
-            report_date,
-            unit_code,
-            unit_name,
-            check.severity,
-            stage,
-            check.name,
-            check.message.format(**fields),
-            metric=metric.display,
-            value=fields["value"],
-        )
-    fields = {name: format_number(row.get(name)) for name in check.needs}
-    first = catalogue.by_key.get(check.needs[0])
+        fields = {"label": metric.label}
+        for name, column in (
+            ("value", metric.key),
+            ("prev", f"prev_{metric.key}"),
+            ("mean7", f"mean7_{metric.key}"),
+            ("days7", f"days7_{metric.key}"),
+        ):
+            fields[name] = format_number(row.get(column))
+        shown = fields["value"]
+    else:
+        metric = catalogue.by_key.get(check.needs[0])
+        fields = {name: format_number(row.get(name)) for name in check.needs}
+        shown = fields[check.needs[0]]
     return Finding(
         report_date,
         unit_code,
@@ -209,6 +203,6 @@ def _check_finding(check, row, catalogue, report_date, unit_code, unit_name, sta
         stage,
         check.name,
         check.message.format(**fields),
-        metric=first.display if first else "",
-        value=fields[check.needs[0]],
+        metric=metric.display if metric else "",
+        value=shown,
     )

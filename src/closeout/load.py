@@ -90,17 +90,7 @@ def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
         f"文件名也可用拼音 {unit.slug} 或中文名 {unit.name}）"
     )
     with ctx.store.transaction() as conn:
-        ctx.store.run(
-            conn,
-            "upsert_unit_day",
-            {
-                "report_date": day,
-                "unit_code": unit.code,
-                "status": status,
-                "detail": detail if unit.required else "本日无单独报送",
-                "updated_at": now_local(),
-            },
-        )
+        ctx.store.set_unit_day(conn, day, unit.code, status, detail if unit.required else "本日无单独报送")
     return UnitOutcome(unit.code, unit.name, status, [f"[缺报] {unit.label}：{detail}"] if unit.required else [])
 
 
@@ -165,11 +155,7 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
                 "insert_submission",
                 {**record, "status": "rejected", "reasons": "\n".join(f.line() for f in hard)},
             )
-            store.run(
-                conn,
-                "upsert_unit_day",
-                {**key, "status": "rejected", "detail": hard[0].line(), "updated_at": now_local()},
-            )
+            store.set_unit_day(conn, day, code, "rejected", hard[0].line())
         else:
             recorded_at = now_local()
             store.run(
@@ -213,7 +199,7 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
             )
             store.run(conn, "supersede_loaded_submissions", key)
             store.run(conn, "insert_submission", {**record, "status": "loaded", "reasons": ""})
-            store.run(conn, "upsert_unit_day", {**key, "status": "loaded", "detail": "", "updated_at": recorded_at})
+            store.set_unit_day(conn, day, code, "loaded")
     if hard:
         lines = [f.line() for f in hard]
         quarantine_file(item, ctx.settings.quarantine_dir, sub.report_date, code, lines)

@@ -12,7 +12,6 @@ from closeout.checks import GxRunner, run_checks
 from closeout.context import Context
 from closeout.findings import Finding
 from closeout.ingest import discover
-from closeout.store import now_local
 
 HISTORY_DAYS = 7
 
@@ -157,15 +156,5 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
                 status, detail = ("missing" if unit.required else "absent"), ""
             statuses[unit.code] = status
             if detail or status != before:
-                ctx.store.run(
-                    conn,
-                    "upsert_unit_day",
-                    {
-                        "report_date": day,
-                        "unit_code": unit.code,
-                        "status": status,
-                        "detail": detail,
-                        "updated_at": now_local(),
-                    },
-                )
+                ctx.store.set_unit_day(conn, day, unit.code, status, detail)
     return statuses

@@ -67,6 +67,20 @@ class Store:
             return conn.execute(text(self.queries[name]), params)
         return conn.execute(text(self.queries[name]), params or {})
 
+    def set_unit_day(self, conn: Connection, report_date: str, unit_code: str, status: str, detail: str = "") -> None:
+        """A unit's close-out status for the day; unchanged status and detail leave the row untouched."""
+        self.run(
+            conn,
+            "upsert_unit_day",
+            {
+                "report_date": report_date,
+                "unit_code": unit_code,
+                "status": status,
+                "detail": detail,
+                "updated_at": now_local(),
+            },
+        )
+
     def rows(self, name: str, params: dict | None = None) -> list[dict]:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(text(self.queries[name]), params or {})]
