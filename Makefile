@@ -45,7 +45,7 @@ demo: install ## close out the sample week 2022-03-13..19: bulletins in data/out
 	echo; echo "Bulletins: $(DATA)/outbox/<date>/bulletin.html  Mails: $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
 	exit $$status
 
-test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432 and Redis on 6379)
+test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth, database test)
 	$(VENV_BIN)/pytest
 
 lint: install ## ruff, including Airflow 3 migration rules (AIR3)

@@ -34,10 +34,11 @@ CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
 
 
 def _context_and_date(logical_date):
+    """The report date: the logical date's local day; a run triggered without one uses its run_after."""
     from closeout.context import Context
     from closeout.settings import report_date_for
 
-    return Context.from_env(), report_date_for(logical_date)
+    return Context.from_env(), report_date_for(logical_date, get_current_context()["dag_run"].run_after)
 
 
 @dag(
@@ -61,11 +62,11 @@ def daily_closeout():
 
     @task(task_display_name="县级数据入库 load_unit_group", map_index_template="{{ unit_label }}")
     def load_unit_group(group: dict, logical_date=None) -> list[dict]:
-        from closeout.pipeline import load_units
+        from closeout.load import load_group
 
         get_current_context()["unit_label"] = group["label"]  # first, so a failed task is labelled too
         ctx, report_date = _context_and_date(logical_date)
-        outcomes = load_units(ctx, report_date, group["codes"])
+        outcomes = load_group(ctx, report_date, group["codes"])
         for outcome in outcomes:
             print(f"{outcome.unit_name}({outcome.unit_code}) {report_date}: {outcome.status}")
             for line in outcome.lines:
@@ -80,7 +81,7 @@ def daily_closeout():
 
     @task(task_display_name="对账核验 reconcile_day", trigger_rule="all_done")
     def reconcile_day(logical_date=None) -> dict[str, str]:
-        from closeout.pipeline import reconcile
+        from closeout.reconcile import reconcile_day as reconcile
 
         ctx, report_date = _context_and_date(logical_date)
         return reconcile(ctx, report_date)
@@ -94,6 +95,8 @@ def daily_closeout():
 
     @task(task_display_name="发送日报 email_bulletin")
     def email_bulletin(logical_date=None) -> dict:
+        from contextlib import contextmanager
+
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
         from closeout.pipeline import email_bulletin as email
@@ -102,13 +105,14 @@ def daily_closeout():
         hook = SmtpHook(smtp_conn_id="smtp_default")
         sender = hook.get_connection("smtp_default").extra_dejson.get("from_email") or ctx.settings.sender
 
-        def send(message) -> None:
-            # The hook logs in from the connection (SSL/STARTTLS, retries); its send_email_smtp cannot send
-            # a prepared multipart/alternative message, so its logged-in client sends ours.
+        @contextmanager
+        def smtp_session():
+            # The hook connects and logs in from the connection (SSL/STARTTLS, its retries); its own
+            # send_email_smtp cannot send a prepared multipart/alternative message, so its client sends ours.
             with hook:
-                hook._smtp_client.send_message(message)
+                yield hook._smtp_client.send_message
 
-        delivery = email(ctx, report_date, sender, send)
+        delivery = email(ctx, report_date, sender, smtp_session)
         print(f"{report_date}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
         return {"status": delivery.status, "message_id": delivery.message_id}
 

@@ -6,6 +6,7 @@ Golden files are reviewed when they change: `UPDATE_GOLDEN=1 pytest tests/test_b
 import csv
 import io
 import os
+import re
 from datetime import date
 from email import policy
 from email.parser import BytesParser
@@ -15,9 +16,11 @@ import pytest
 from conftest import SAMPLE_INBOX, copy_day
 
 from closeout import pipeline
-from closeout.bulletin import build_bulletin, render
+from closeout.bulletin import LIKE_WITH_LIKE_NOTE, build_bulletin, render
 from closeout.ingest import discover, parse_submission
+from closeout.load import load_group
 from closeout.mailer import build_message
+from closeout.reconcile import reconcile_day
 from closeout.validate import collapse
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -40,8 +43,8 @@ def closed(ctx_for, tmp_path, edit=None):
     ctx = ctx_for(f"sqlite:///{tmp_path / 'store.db'}", inbox)
     for day in (date(2022, 3, 18), DAY):
         for group in pipeline.plan_unit_groups(ctx):
-            pipeline.load_units(ctx, day, group["codes"])
-        pipeline.reconcile(ctx, day)
+            load_group(ctx, day, group["codes"])
+        reconcile_day(ctx, day)
     return ctx
 
 
@@ -73,6 +76,7 @@ def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
     assert statuses["常山县"] == "缺报" and statuses["柯城区"] == "拒收" and statuses["市本级"] == "无单独报送"
     sampled = next(r for s in bulletin.sections for r in s["rows"] if r["label"] == "采样人次")
     assert sampled["cells"][0] == "—" and sampled["cells"][2] == "—"  # missing is "—", never 0
+    assert sampled["change"].endswith("※") and LIKE_WITH_LIKE_NOTE in bulletin.notes  # like with like
 
 
 def test_conventions(ctx_for, tmp_path):
@@ -91,8 +95,7 @@ def test_conventions(ctx_for, tmp_path):
         "330801",
     ]
     text = render(ctx, bulletin).text
-    assert "新增0" not in text and "0例" not in text
-    assert "无新增转运定点医院" not in text or "转运定点医院" in text
+    assert not re.search(r"新增[^，。；（]*?(?<!\d)0(例|人)", text)  # a zero is "无新增X", never "新增0例"
 
 
 def test_zero_flows_read_no_new(ctx_for, tmp_path):

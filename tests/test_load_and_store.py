@@ -2,6 +2,7 @@
 
 import json
 import smtplib
+from contextlib import contextmanager
 from datetime import date
 
 import pytest
@@ -10,14 +11,17 @@ from sqlalchemy import create_engine, text
 
 from closeout import pipeline
 from closeout.archive import sha256_of
+from closeout.bulletin import build_bulletin
+from closeout.load import load_group
 from closeout.mailer import DeliveryUncertain
+from closeout.reconcile import reconcile_day
 
 DAY = date(2022, 3, 19)
 TABLES = ("submission", "figure", "figure_revision", "finding", "unit_day", "narrative", "delivery")
 
 
 def snapshot(db_url: str) -> dict:
-    """Every row of every table except processing timestamps, to prove a re-run changed nothing."""
+    """Every row of every table, timestamps included, to prove a re-run changed nothing."""
     engine = create_engine(db_url)
     with engine.connect() as conn:
         state = {t: sorted(map(repr, conn.execute(text(f"SELECT * FROM {t}")).all())) for t in TABLES}
@@ -26,8 +30,8 @@ def snapshot(db_url: str) -> dict:
 
 
 def close_day(ctx, day=DAY):
-    outcomes = [o for g in pipeline.plan_unit_groups(ctx) for o in pipeline.load_units(ctx, day, g["codes"])]
-    return {o.unit_code: o for o in outcomes}, pipeline.reconcile(ctx, day)
+    outcomes = [o for g in pipeline.plan_unit_groups(ctx) for o in load_group(ctx, day, g["codes"])]
+    return {o.unit_code: o for o in outcomes}, reconcile_day(ctx, day)
 
 
 def figure(ctx, unit, metric, day=DAY):
@@ -133,16 +137,30 @@ def published_day(db_url, ctx_for, tmp_path, smtp_sink):
     day = date(2022, 3, 18)
     close_day(ctx, day)
     pipeline.render_bulletin(ctx, day)
-    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_send(smtp_sink))
+    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))
     return ctx, folder / "330802.csv", day
 
 
-def smtp_send(sink):
-    def send(message):
-        with smtplib.SMTP(sink.hostname, sink.port) as client:
-            client.send_message(message)
+def smtp_connect(sink):
+    """A logged-in session with the loopback SMTP server, yielding its send function."""
 
-    return send
+    @contextmanager
+    def connect():
+        with smtplib.SMTP(sink.hostname, sink.port) as client:
+            yield client.send_message
+
+    return connect
+
+
+def failing_session(error):
+    @contextmanager
+    def connect():
+        def send(message):
+            raise error
+
+        yield send
+
+    return connect
 
 
 def change_isolation_new(path, new_value, note):
@@ -178,45 +196,45 @@ def test_correction_after_publication_is_kept_and_announced_next_day(db_url, ctx
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 1  # the correction does not resend the 18th
 
 
-def test_bulletin_is_sent_once_and_a_refused_send_may_retry(db_url, ctx_for, tmp_path, smtp_sink):
+def test_bulletin_is_sent_once(db_url, ctx_for, tmp_path, smtp_sink):
     ctx, _, day = published_day(db_url, ctx_for, tmp_path, smtp_sink)
-    again = pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_send(smtp_sink))
+    again = pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))
     assert again.status == "already_sent"
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 1
 
+
+def test_server_down_or_refusing_records_nothing_and_a_retry_sends(db_url, ctx_for, tmp_path, smtp_sink):
+    ctx, _, _ = published_day(db_url, ctx_for, tmp_path, smtp_sink)
     close_day(ctx)
 
-    def refused(message):
-        raise smtplib.SMTPServerDisconnected("connection lost")
+    @contextmanager
+    def server_down():
+        with smtplib.SMTP("127.0.0.1", 9, timeout=2) as client:  # nothing listens on the discard port
+            yield client.send_message
 
-    with pytest.raises(smtplib.SMTPServerDisconnected):
-        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", refused)
-    assert pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_send(smtp_sink)).status == "sent"
+    with pytest.raises(OSError):
+        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", server_down)
+    refused = smtplib.SMTPSenderRefused(550, b"sender rejected", "closeout@test.invalid")
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", failing_session(refused))
+    assert pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink)).status == "sent"
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 2
 
 
-def test_unconfirmed_send_is_never_repeated_blindly(db_url, ctx_for, tmp_path, smtp_sink):
+def test_a_send_that_may_have_gone_through_is_never_repeated_blindly(db_url, ctx_for, tmp_path, smtp_sink):
     ctx, _, _ = published_day(db_url, ctx_for, tmp_path, smtp_sink)
     close_day(ctx)
-    with ctx.store.transaction() as conn:  # a worker died after the server accepted, before recording it
-        ctx.store.run(
-            conn,
-            "insert_delivery",
-            {
-                "report_date": "2022-03-19",
-                "subject": "s",
-                "recipients": "r",
-                "message_id": "<m@x>",
-                "content_sha256": "0",
-                "started_at": "t",
-            },
-        )
+    lost = smtplib.SMTPServerDisconnected("connection lost after DATA")  # the server may have accepted it
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", failing_session(lost))
     with pytest.raises(DeliveryUncertain, match="closeout forget-delivery 2022-03-19"):
-        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_send(smtp_sink))
+        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink))
+    assert len(list(smtp_sink.folder.glob("*.eml"))) == 1
     from closeout.cli import forget_delivery
 
-    forget_delivery(ctx, DAY)
-    assert pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_send(smtp_sink)).status == "sent"
+    forget_delivery(ctx, DAY)  # the operator checked the mailbox: nothing arrived
+    assert pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink)).status == "sent"
+    assert len(list(smtp_sink.folder.glob("*.eml"))) == 2
 
 
 def test_missing_unit_and_unmatched_file(db_url, ctx_for, tmp_path):
@@ -232,7 +250,7 @@ def test_missing_unit_and_unmatched_file(db_url, ctx_for, tmp_path):
     assert list((tmp_path / "archive" / "quarantine" / "2022-03-19" / "unmatched").glob("*常山县报表.csv"))
 
 
-def test_two_files_for_one_unit_are_both_rejected(db_url, ctx_for, tmp_path):
+def test_two_files_for_one_unit_are_rejected_until_one_is_removed(db_url, ctx_for, tmp_path):
     inbox = tmp_path / "inbox"
     folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
     (folder / "kecheng.csv").write_bytes((folder / "330802.csv").read_bytes())
@@ -240,8 +258,161 @@ def test_two_files_for_one_unit_are_both_rejected(db_url, ctx_for, tmp_path):
     outcomes, _ = close_day(ctx)
     assert outcomes["330802"].status == "rejected"
     assert "同一单位当日有多个数据文件（330802.csv、kecheng.csv）" in outcomes["330802"].lines[0]
-    outcomes, _ = close_day(ctx)  # re-run: same verdict, no duplicate rows
-    assert outcomes["330802"].status == "rejected"
+    before = snapshot(db_url)
+    outcomes, _ = close_day(ctx)  # re-run: same verdict, nothing changes
+    assert outcomes["330802"].status == "rejected" and snapshot(db_url) == before
+    (folder / "kecheng.csv").unlink()  # the operator does what the message says
+    outcomes, statuses = close_day(ctx)
+    assert outcomes["330802"].status == "loaded" and statuses["330802"] == "cleared"
+
+
+def replace_row(path, prefix, row, encoding="utf-8"):
+    lines = path.read_bytes().decode(encoding).splitlines()
+    assert any(ln.startswith(prefix) for ln in lines), prefix
+    path.write_bytes(("\n".join(row if ln.startswith(prefix) else ln for ln in lines) + "\n").encode(encoding))
+
+
+def test_a_file_sent_back_wins_again(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    path = folder / "330802.csv"
+    original = path.read_bytes()
+    ctx = ctx_for(db_url, inbox)
+    close_day(ctx)
+    first, _ = figure(ctx, "330802", "needs_resolved")
+    replace_row(path, "needs_resolved,", f"needs_resolved,{int(first) + 7},330802,2022-03-19,")
+    close_day(ctx)
+    assert figure(ctx, "330802", "needs_resolved")[0] == first + 7
+    path.write_bytes(original)  # A, B, then A again: A is the latest
+    outcomes, _ = close_day(ctx)
+    assert outcomes["330802"].status == "loaded" and figure(ctx, "330802", "needs_resolved")[0] == first
+    replace_row(path, "sampled,", "sampled,12万余,330802,2022-03-19,")  # a bad file …
+    outcomes, statuses = close_day(ctx)
+    assert outcomes["330802"].status == "rejected" and statuses["330802"] == "rejected"
+    path.write_bytes(original)  # … then the good one again: the unit is cleared, not stuck as rejected
+    outcomes, statuses = close_day(ctx)
+    assert outcomes["330802"].status == "loaded" and statuses["330802"] == "cleared"
+    assert pipeline.open_units(ctx, DAY) == []
+
+
+def test_unit_sends_its_own_cumulative_after_a_reconcile(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    ctx = ctx_for(db_url, inbox)
+    close_day(ctx)  # derives confirmed_cumulative for 柯城
+    derived, _ = figure(ctx, "330802", "confirmed_cumulative")
+    with open(folder / "330802.csv", "a", encoding="utf-8") as handle:
+        handle.write(f"confirmed_cumulative,{int(derived)},330802,2022-03-19,\n")
+    outcomes, statuses = close_day(ctx)
+    assert outcomes["330802"].status == "loaded" and statuses["330802"] == "cleared"
+
+
+def test_city_cumulative_never_falls_when_a_unit_is_missing(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    (folder / "330803.csv").unlink()  # 衢江, where most cases are
+    ctx = ctx_for(db_url, inbox)
+    close_day(ctx, date(2022, 3, 18))
+    qujiang, _ = figure(ctx, "330803", "confirmed_cumulative", date(2022, 3, 18))
+    close_day(ctx)
+    assert figure(ctx, "330803", "confirmed_cumulative") == (qujiang, "")  # carried forward
+    rows = build_bulletin(ctx, DAY).attachment_rows
+    city = {(r["unit_code"], r["metric"]): r for r in rows}
+    before = build_bulletin(ctx, date(2022, 3, 18)).attachment_rows
+    city_before = {(r["unit_code"], r["metric"]): r for r in before}
+    key = ("330800", "confirmed_cumulative")
+    assert float(city[key]["value"]) >= float(city_before[key]["value"])
+
+
+def test_bad_narrative_never_holds_up_the_figures(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    (folder / "330802.md").write_bytes("# 标题\n作者\n正文\n".encode("utf-16"))  # Notepad's "Unicode"
+    ctx = ctx_for(db_url, inbox)
+    outcomes, statuses = close_day(ctx)
+    assert outcomes["330802"].status == "loaded" and statuses["330802"] == "cleared"
+    (finding,) = [
+        f
+        for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"})
+        if f["rule"] == "narrative_unreadable"
+    ]
+    assert finding["line"].startswith("[提示] 柯城区(330802) 文件 330802.md：文字稿无法读取")
+
+
+def test_unquoted_thousands_separator_is_caught_not_truncated(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    path = folder / "330802.csv"
+    path.write_text("metric,value\nsampled,118,420\n", encoding="utf-8")
+    outcomes, _ = close_day(ctx_for(db_url, inbox))
+    (line,) = outcomes["330802"].lines
+    assert "第2行" in line and "值“118,420”" in line and line.endswith("[rule: cells_beyond_header]")
+
+
+def test_unsupported_format_is_rejected_not_reported_missing(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    (folder / "330802.csv").rename(folder / "330802.xls")
+    outcomes, statuses = close_day(ctx_for(db_url, inbox))
+    assert outcomes["330802"].status == "rejected" and statuses["330802"] == "rejected"
+    assert "不支持 .xls 文件，请另存为 .xlsx 或 .csv" in outcomes["330802"].lines[0]
+
+
+def test_late_first_report_after_publication_is_announced_next_day(db_url, ctx_for, tmp_path, smtp_sink):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    late = (folder / "changshan.csv").rename(tmp_path / "changshan.csv")
+    ctx = ctx_for(db_url, inbox)
+    close_day(ctx, date(2022, 3, 18))
+    pipeline.email_bulletin(ctx, date(2022, 3, 18), "closeout@test.invalid", smtp_connect(smtp_sink))
+    late.rename(folder / "changshan.csv")  # 常山 sends the 18th after the bulletin went out
+    outcomes, _ = close_day(ctx, date(2022, 3, 18))
+    assert outcomes["330822"].status == "loaded"
+    close_day(ctx)
+    notes = build_bulletin(ctx, DAY).notes
+    assert "3月18日常山县数据于当日日报发布后补报，已入库备查。" in notes
+
+
+def test_a_rerender_of_a_sent_day_does_not_swallow_a_correction(db_url, ctx_for, tmp_path, smtp_sink):
+    ctx, path, day = published_day(db_url, ctx_for, tmp_path, smtp_sink)  # the 18th is out
+    old, _ = figure(ctx, "330802", "isolation_new", day)
+    change_isolation_new(path, int(old) + 6, "漏报一处隔离点")
+    close_day(ctx, day)
+    pipeline.render_bulletin(ctx, day)  # the runbook's "clear render_bulletin" on the sent day
+    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))  # already sent
+    close_day(ctx)
+    pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink))
+    mail = sorted(smtp_sink.folder.glob("*.eml"))[-1].read_bytes()
+    from email import policy
+    from email.parser import BytesParser
+
+    text = BytesParser(policy=policy.default).parsebytes(mail).get_body(("plain",)).get_content()
+    assert f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人，原因：漏报一处隔离点。" in text
+
+
+def test_stock_balance_waits_for_an_open_previous_day(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    folder18 = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    path = folder18 / "330802.csv"
+    row = next(ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("isolation_central,"))
+    value = int(row.split(",")[1])
+    replace_row(path, "isolation_central,", row.replace(f",{value},", f",{value + 5},", 1))
+    ctx = ctx_for(db_url, inbox)
+    copy_day(SAMPLE_INBOX / "2022-03-17", inbox, "2022-03-17")
+    close_day(ctx, date(2022, 3, 17))
+    _, statuses = close_day(ctx, date(2022, 3, 18))
+    assert statuses["330802"] == "break"
+    _, statuses = close_day(ctx)  # the 19th balances against the true stock, not the broken 18th
+    findings = {
+        f["rule"]: f
+        for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"})
+        if f["unit_code"] == "330802"
+    }
+    assert "isolation_balance" not in findings and statuses["330802"] == "cleared"
+    assert findings["previous_day_open"]["line"].startswith("[提示] 柯城区(330802)：前日（3月18日）未结清")
 
 
 def test_stock_break_against_yesterday_leaves_the_unit_open(db_url, ctx_for, tmp_path):

@@ -152,8 +152,10 @@ def checks_named(catalogue, name):
 
 
 def evaluate(catalogue, runner, name, values):
+    """Run one check at its own stage, as load (validate) or reconcile_day (reconcile) would."""
+    checks = checks_named(catalogue, name)
     wide = pd.DataFrame.from_dict({"330825": values}, orient="index")
-    return run_checks(runner, wide, checks_named(catalogue, name), catalogue, DAY, {"330825": "龙游县"}, "reconcile")
+    return run_checks(runner, wide, checks, catalogue, DAY, {"330825": "龙游县"}, checks[0].stage)
 
 
 def test_every_check_in_the_catalogue_has_cases(catalogue):
@@ -169,8 +171,9 @@ def test_check_passes(catalogue, runner, name):
 def test_check_fails_with_named_severity(catalogue, runner, name):
     findings = evaluate(catalogue, runner, name, CHECK_CASES[name][1])
     check = checks_named(catalogue, name)[0]
-    assert [(f.rule, f.severity) for f in findings] == [(name, check.severity)]
-    assert findings[0].line().startswith(("[未结清] 龙游县(330825) 指标 ", "[提示] 龙游县(330825) 指标 "))
+    assert [(f.rule, f.severity, f.stage) for f in findings] == [(name, check.severity, check.stage)]
+    verdict = {("hard", "validate"): "拒收", ("hard", "reconcile"): "未结清"}.get((check.severity, check.stage), "提示")
+    assert findings[0].line().startswith(f"[{verdict}] 龙游县(330825) 指标 ")
 
 
 def test_messages_quote_the_figures(catalogue, runner):

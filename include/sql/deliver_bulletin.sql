@@ -10,6 +10,11 @@ VALUES (:report_date, 'sending', :subject, :recipients, :message_id, :content_sh
 -- name: mark_delivery_sent
 UPDATE delivery SET status = 'sent', sent_at = :sent_at WHERE report_date = :report_date;
 
+-- name: mark_corrections_announced
+-- Only a bulletin that was sent announces the corrections it listed; a mere re-render does not.
+UPDATE figure_revision SET announced_in = :report_date
+WHERE kind IN ('correction', 'late_report') AND report_date < :report_date AND announced_in IS NULL;
+
 -- name: select_published
 SELECT report_date FROM delivery WHERE report_date = :report_date AND status IN ('sending', 'sent');
 

@@ -4,9 +4,15 @@
 SELECT status, reasons FROM submission
 WHERE report_date = :report_date AND unit_code = :unit_code AND sha256 = :sha256;
 
--- name: insert_submission
+-- name: upsert_submission
+-- The same bytes judged again keep their row; only a changed verdict (a file sent back after another,
+-- a rejection whose cause is gone) updates it.
 INSERT INTO submission (report_date, unit_code, sha256, file_name, archived_path, received_at, status, reasons, processed_at)
-VALUES (:report_date, :unit_code, :sha256, :file_name, :archived_path, :received_at, :status, :reasons, :processed_at);
+VALUES (:report_date, :unit_code, :sha256, :file_name, :archived_path, :received_at, :status, :reasons, :processed_at)
+ON CONFLICT (report_date, unit_code, sha256) DO UPDATE
+SET status = excluded.status, reasons = excluded.reasons, file_name = excluded.file_name,
+    processed_at = excluded.processed_at
+WHERE submission.status <> excluded.status OR submission.reasons <> excluded.reasons;
 
 -- name: supersede_loaded_submissions
 UPDATE submission SET status = 'superseded'
@@ -17,7 +23,8 @@ SELECT metric, value, qualifier, note, source_sha256 FROM figure
 WHERE report_date = :report_date AND unit_code = :unit_code;
 
 -- name: delete_unit_figures
-DELETE FROM figure WHERE report_date = :report_date AND unit_code = :unit_code AND source_sha256 <> 'derived';
+-- Derived (kind C) figures go too: reconcile_day derives them again from the new flows.
+DELETE FROM figure WHERE report_date = :report_date AND unit_code = :unit_code;
 
 -- name: insert_figure
 INSERT INTO figure (report_date, unit_code, metric, value, qualifier, note, source_sha256, source_rows, attributed_unit)

@@ -32,12 +32,11 @@ ORDER BY unit_code, metric, recorded_at;
 -- Corrections of earlier days go into the first bulletin rendered after them, and stay there on re-runs.
 SELECT report_date, unit_code, metric, old_value, new_value, old_qualifier, new_qualifier, kind, reason
 FROM figure_revision
-WHERE kind = 'correction' AND report_date < :report_date AND (announced_in IS NULL OR announced_in = :report_date)
+WHERE kind IN ('correction', 'late_report') AND report_date < :report_date
+  AND (announced_in IS NULL OR announced_in = :report_date)
 ORDER BY report_date, unit_code, metric, recorded_at;
 
--- name: mark_corrections_announced
-UPDATE figure_revision SET announced_in = :report_date
-WHERE kind = 'correction' AND report_date < :report_date AND announced_in IS NULL;
+
 
 -- name: select_narratives
 SELECT unit_code, headline, byline, body FROM narrative WHERE report_date = :report_date ORDER BY unit_code;
@@ -49,3 +48,6 @@ WHERE metric = :metric AND report_date <= :report_date GROUP BY unit_code;
 
 -- name: delete_stage_findings
 DELETE FROM finding WHERE report_date = :report_date AND stage = :stage;
+
+-- name: select_unit_days_between
+SELECT report_date, unit_code, status FROM unit_day WHERE report_date >= :first_date AND report_date <= :last_date;

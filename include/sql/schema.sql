@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS figure_revision (
     new_qualifier  TEXT NOT NULL DEFAULT '',
     old_sha256     TEXT NOT NULL,
     new_sha256     TEXT NOT NULL,
-    kind           TEXT NOT NULL,               -- revision (before publication) | correction (after)
+    kind           TEXT NOT NULL,               -- revision (before publication) | correction (after) | late_report (补报, metric '')
     reason         TEXT NOT NULL DEFAULT '',
     recorded_at    TEXT NOT NULL,
     announced_in   TEXT,                        -- report date of the bulletin that listed the correction
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS figure_revision (
 CREATE TABLE IF NOT EXISTS finding (
     report_date  TEXT NOT NULL,
     unit_code    TEXT NOT NULL,
-    stage        TEXT NOT NULL,   -- load | validate | reconcile
+    stage        TEXT NOT NULL,   -- load | validate | reconcile | narrative
     severity     TEXT NOT NULL,   -- hard | soft | missing
     rule         TEXT NOT NULL,
     metric       TEXT NOT NULL DEFAULT '',
@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS delivery (
     subject         TEXT NOT NULL,
     recipients      TEXT NOT NULL,
     message_id      TEXT NOT NULL,
-    content_sha256  TEXT NOT NULL,
+    content_sha256  TEXT NOT NULL,   -- audit: which rendering of the bulletin went out
     started_at      TEXT NOT NULL,
     sent_at         TEXT
 );

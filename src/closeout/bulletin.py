@@ -80,11 +80,32 @@ def _sum(cells: list[tuple[float, str] | None]) -> tuple[float, str] | None:
     return sum(v for v, _ in present), ("约" if qualifiers else "")
 
 
-def _change(today, before) -> str:
-    if today is None or before is None:
-        return "—"
-    delta = today[0] - before[0]
-    return "持平" if delta == 0 else ("+" if delta > 0 else "−") + render_value(abs(delta))
+LIKE_WITH_LIKE_NOTE = "标※的“较前日”只比较两日均有数据的单位（有单位缺报、拒收或首次报送）。"
+
+
+@dataclass(frozen=True)
+class Change:
+    """The change on the previous day over the units that have the figure on both days."""
+
+    delta: float | None
+    partial: bool  # the two days' totals cover different units
+
+    @property
+    def text(self) -> str:
+        if self.delta is None:
+            return "—"
+        shown = "持平" if self.delta == 0 else ("+" if self.delta > 0 else "−") + render_value(abs(self.delta))
+        return shown + ("※" if self.partial else "")
+
+
+def _change(key: str, codes: list[str], today: dict, yesterday: dict) -> Change:
+    now = {c for c in codes if key in today.get(c, {})}
+    before = {c for c in codes if key in yesterday.get(c, {})}
+    both = now & before
+    if not both:
+        return Change(None, False)
+    delta = sum(today[c][key][0] for c in both) - sum(yesterday[c][key][0] for c in both)
+    return Change(delta, now != before)
 
 
 def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
@@ -101,10 +122,12 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
     def cell(code, key, source=today):
         return source.get(code, {}).get(key)
 
-    totals, previous = {}, {}
+    codes = [u.code for u in registry.all_units]
+    totals, previous, changes = {}, {}, {}
     for metric in catalogue.metrics:
-        totals[metric.key] = _sum([cell(u.code, metric.key) for u in registry.all_units])
-        previous[metric.key] = _sum([cell(u.code, metric.key, yesterday) for u in registry.all_units])
+        totals[metric.key] = _sum([cell(code, metric.key) for code in codes])
+        previous[metric.key] = _sum([cell(code, metric.key, yesterday) for code in codes])
+        changes[metric.key] = _change(metric.key, codes, today, yesterday)
 
     def amount(key: str) -> str:
         metric = catalogue.by_key[key]
@@ -179,7 +202,7 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
                     "unit": metric.unit,
                     "cells": cells,
                     "total": "—" if total is None else render_value(*total),
-                    "change": _change(total, previous[metric.key]),
+                    "change": changes[metric.key].text,
                 }
             )
         sections.append({"title": title, "rows": rows})
@@ -194,6 +217,8 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
         for r in store.rows("select_narratives", {"report_date": day})
     ]
     notes = _notes(ctx, report_date, lines)
+    if any(change.partial for change in changes.values()):
+        notes.append(LIKE_WITH_LIKE_NOTE)
     title = f"{registry.region_name}疫情防控工作日报（{month_day(report_date)}）"
     subject = f"{registry.region_name}疫情防控工作日报 {report_date.year}年{month_day(report_date)}"
     bulletin = Bulletin(
@@ -207,7 +232,9 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
         narratives,
         notes,
     )
-    bulletin.attachment_rows = _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous)
+    bulletin.attachment_rows = _attachment_rows(
+        ctx, report_date, lines, region, today, yesterday, totals, previous, changes
+    )
     return bulletin
 
 
@@ -227,19 +254,17 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
     for r in store.rows("select_day_revisions", {"report_date": day}):
         metric = catalogue.by_key[r["metric"]]
         notes.append(
-            f"{names.get(r['unit_code'], r['unit_code'])}重报：{metric.label}: "
-            f"{_shown(r['new_value'], r['new_qualifier'])} (was {_shown(r['old_value'], r['old_qualifier'])})"
+            f"{names.get(r['unit_code'], r['unit_code'])}发布前重报：{metric.label} "
+            f"{_shown(r['new_value'], r['new_qualifier'])}（原为{_shown(r['old_value'], r['old_qualifier'])}）。"
         )
-    with store.transaction() as conn:
-        corrections = [
-            dict(r._mapping) for r in store.run(conn, "select_corrections_to_announce", {"report_date": day})
-        ]
-        store.run(conn, "mark_corrections_announced", {"report_date": day})
-    for r in corrections:
+    for r in store.rows("select_corrections_to_announce", {"report_date": day}):
+        when, unit = month_day(date.fromisoformat(r["report_date"])), names.get(r["unit_code"], r["unit_code"])
+        if r["kind"] == "late_report":
+            notes.append(f"{when}{unit}数据于当日日报发布后补报，已入库备查。")
+            continue
         metric = catalogue.by_key[r["metric"]]
         notes.append(
-            f"{month_day(date.fromisoformat(r['report_date']))}{names.get(r['unit_code'], r['unit_code'])}"
-            f"{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
+            f"{when}{unit}{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
             f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。"
         )
     return notes
@@ -249,14 +274,16 @@ def _shown(value, qualifier) -> str:
     return "—" if value is None else render_value(value, qualifier)
 
 
-def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous) -> list[dict]:
+def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous, changes) -> list[dict]:
     rows = []
     for ln in [*lines, region]:
         for metric in ctx.catalogue.metrics:
             if ln.is_total:
                 value, before = totals[metric.key], previous[metric.key]
+                delta = changes[metric.key].delta  # like with like: units present on both days
             else:
                 value, before = today.get(ln.code, {}).get(metric.key), yesterday.get(ln.code, {}).get(metric.key)
+                delta = None if value is None or before is None else value[0] - before[0]
             rows.append(
                 {
                     "report_date": report_date.isoformat(),
@@ -270,7 +297,7 @@ def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, 
                     "qualifier": "" if value is None else value[1],
                     "display": "—" if value is None else render_value(*value),
                     "previous_value": "" if before is None else render_value(before[0]),
-                    "change": "" if value is None or before is None else render_value(value[0] - before[0]),
+                    "change": "" if delta is None else render_value(delta),
                     "status": "total" if ln.is_total else ln.status,
                 }
             )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from closeout.expressions import Expression
+
 KINDS = {"F": "流量", "S": "存量", "P": "时点数", "C": "累计"}
 
 
@@ -34,7 +36,7 @@ class Check:
     label: str
     severity: str
     stage: str
-    expr: str
+    expr: Expression
     needs: tuple[str, ...]
     message: str
     metric: str | None = None  # set for checks expanded from a per_kind rule
@@ -70,6 +72,10 @@ class Catalogue:
         for check in checks:
             if check.severity not in ("hard", "soft") or check.stage not in ("validate", "reconcile"):
                 raise ValueError(f"check {check.name}: bad severity {check.severity!r} or stage {check.stage!r}")
+            if not check.expr.names <= set(check.needs):
+                raise ValueError(
+                    f"check {check.name}: expression uses {check.expr.names - set(check.needs)} not listed in needs"
+                )
 
     def resolve(self, label: str) -> Metric | None:
         return self._lookup.get(normalise_label(label))
@@ -96,14 +102,14 @@ def _expand_checks(raw_checks: list[dict], metrics: list[Metric]) -> list[Check]
             name=raw["name"], label=raw["label"], severity=raw["severity"], stage=raw["stage"], message=raw["message"]
         )
         if "per_kind" not in raw:
-            checks.append(Check(**base, expr=raw["expr"], needs=tuple(raw["needs"])))
+            checks.append(Check(**base, expr=Expression(raw["expr"]), needs=tuple(raw["needs"])))
             continue
         for metric in metrics:
             if metric.kind in raw["per_kind"]:
                 checks.append(
                     Check(
                         **base,
-                        expr=raw["expr"].replace("{m}", metric.key),
+                        expr=Expression(raw["expr"].replace("{m}", metric.key)),
                         needs=tuple(n.replace("{m}", metric.key) for n in raw["needs"]),
                         metric=metric.key,
                     )

@@ -12,6 +12,7 @@ VERDICT = {
     ("soft", "load"): "提示",
     ("soft", "validate"): "提示",
     ("soft", "reconcile"): "提示",
+    ("soft", "narrative"): "提示",
 }
 
 
@@ -21,7 +22,7 @@ class Finding:
     unit_code: str
     unit_name: str
     severity: str  # hard | soft | missing
-    stage: str  # load | validate | reconcile
+    stage: str  # load | validate | reconcile | narrative
     rule: str
     message: str
     file: str = ""

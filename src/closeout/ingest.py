@@ -15,7 +15,9 @@ from closeout.registry import Registry, Unit
 
 FIGURE_SUFFIXES = (".csv", ".xlsx")
 NARRATIVE_SUFFIX = ".md"
-ENCODINGS = ("utf-8-sig", "utf-8", "gb18030")  # GBK bytes never decode as UTF-8; the reverse is mojibake
+# utf-8-sig reads UTF-8 with or without a BOM. GBK bytes (almost) never decode as UTF-8, while UTF-8
+# bytes decode "successfully" as GBK into mojibake: so UTF-8 first, then GB18030 (a superset of GBK).
+ENCODINGS = ("utf-8-sig", "gb18030")
 HEADER_SCAN_ROWS = 10
 COLUMN_ALIASES = {
     "metric": ("metric", "指标", "指标名称", "项目", "统计指标"),
@@ -98,12 +100,11 @@ def discover(inbox: Path, report_date: date, registry: Registry) -> DayInbox:
         if not path.is_file() or path.name.startswith((".", "~$")):
             continue
         unit = registry.resolve(path.stem)
-        suffix = path.suffix.lower()
-        if unit is None or suffix not in (*FIGURE_SUFFIXES, NARRATIVE_SUFFIX):
+        if unit is None:
             day.unmatched.append(path)
-        elif suffix == NARRATIVE_SUFFIX:
+        elif path.suffix.lower() == NARRATIVE_SUFFIX:
             day.narratives[unit.code] = path
-        else:
+        else:  # an .xls or .et under a unit's name is that unit's report in a format to refuse clearly
             day.figure_files.setdefault(unit.code, []).append(path)
     return day
 
@@ -145,19 +146,25 @@ def _cell(value: object) -> str:
     return "" if value is None else clean_text(value)
 
 
-def _find_header(rows: list[list[object]]) -> tuple[int, dict[str, int]] | None:
+def _find_header(rows: list[list[object]]) -> tuple[int, dict[str, int], int] | None:
     """The header row → column positions; rows under it that hold only header names (merged multi-row
-    headers) are folded in. Returns the index of the last header row."""
+    headers) are folded in. Returns the index of the last header row, the columns and the header's width."""
     for index, row in enumerate(rows[:HEADER_SCAN_ROWS]):
         columns = _header_columns(row)
         if "metric" not in columns:
             continue
+        width = _width(row)
         while index + 1 < len(rows) and _is_header_continuation(rows[index + 1]):
             index += 1
+            width = max(width, _width(rows[index]))
             for column, position in _header_columns(rows[index]).items():
                 columns.setdefault(column, position)
-        return index, columns
+        return index, columns, width
     return None
+
+
+def _width(row: list[object]) -> int:
+    return max((i + 1 for i, v in enumerate(row) if _cell(v)), default=0)
 
 
 def _is_header_continuation(row: list[object]) -> bool:
@@ -176,6 +183,13 @@ def _header_columns(row: list[object]) -> dict[str, int]:
 
 def parse_submission(path: Path, unit: Unit, report_date: date, catalogue: Catalogue, registry: Registry) -> Submission:
     submission = Submission(unit, path, report_date)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        submission.finding(
+            "hard",
+            "unsupported_format",
+            f"不支持 {path.suffix or '无扩展名'} 文件，请另存为 .xlsx 或 .csv（UTF-8/GBK）后重报",
+        )
+        return submission
     try:
         rows = read_cells(path)
     except UnicodeDecodeError:
@@ -188,7 +202,7 @@ def parse_submission(path: Path, unit: Unit, report_date: date, catalogue: Catal
     if header is None:
         submission.finding("hard", "missing_header", "找不到表头：需要“指标”(metric) 和“数值”(value) 两列")
         return submission
-    header_index, columns = header
+    header_index, columns, width = header
     if "value" not in columns:
         submission.finding("hard", "missing_header", "表头缺少“数值”(value) 列", row=header_index + 1)
         return submission
@@ -207,6 +221,17 @@ def parse_submission(path: Path, unit: Unit, report_date: date, catalogue: Catal
             break  # the instructions block closes the data
         label, part = _cell(get(row, "metric")), _cell(get(row, "part"))
         raw_value = get(row, "value")
+        beyond = [c for c in cells[width:] if c]
+        if beyond:  # "采样人次,118,420": an unquoted thousands separator would silently load 118
+            submission.finding(
+                "hard",
+                "cells_beyond_header",
+                f"表头以外还有内容“{'、'.join(beyond)}”：数值里的千分位逗号须去掉或整格加引号",
+                row=line,
+                metric=label,
+                value=",".join([_cell(raw_value), *beyond]),
+            )
+            continue
         if label in TOTAL_WORDS and not part:
             continue  # a 合计 row over different metrics means nothing in long format
         if not label:

@@ -28,15 +28,14 @@ class UnitOutcome:
 
 
 def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOutcome]:
-    registry, store = ctx.registry, ctx.store
+    registry, store, day = ctx.registry, ctx.store, report_date.isoformat()
     inbox = discover(ctx.settings.inbox, report_date, registry)
+    unit_status = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
     outcomes: dict[str, UnitOutcome] = {}
     pending: list[tuple[Submission, ArchivedFile]] = []
     for code in codes:
         unit = registry.get(code)
         files = inbox.figure_files.get(code, [])
-        if code in inbox.narratives:
-            _load_narrative(ctx, report_date, unit, inbox.narratives[code])
         if not files:
             outcomes[code] = _no_file(ctx, report_date, unit)
             continue
@@ -54,22 +53,16 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
                 file=names,
             )
             for item in archived:
-                if not ctx.store.rows(
-                    "find_submission",
-                    {"report_date": report_date.isoformat(), "unit_code": code, "sha256": item.sha256},
-                ):
-                    _commit(ctx, Submission(unit, item.source, report_date, findings=[finding]), item)
+                _commit(ctx, Submission(unit, item.source, report_date, findings=[finding]), item)
             outcomes[code] = UnitOutcome(code, unit.name, "rejected", [finding.line()])
             continue
         item = archived[0]
-        seen = store.rows(
-            "find_submission", {"report_date": report_date.isoformat(), "unit_code": code, "sha256": item.sha256}
-        )
-        if seen:  # the same bytes again: loading changes nothing
-            status = "rejected" if seen[0]["status"] == "rejected" else "unchanged"
-            lines = seen[0]["reasons"].splitlines() if status == "rejected" else []
-            outcomes[code] = UnitOutcome(code, unit.name, status, lines)
+        seen = store.rows("find_submission", {"report_date": day, "unit_code": code, "sha256": item.sha256})
+        if seen and seen[0]["status"] == "loaded" and unit_status.get(code) != "rejected":
+            outcomes[code] = UnitOutcome(code, unit.name, "unchanged")  # the current file again: nothing to do
             continue
+        # Anything else is judged afresh: a superseded file sent back wins again, and a rejection that
+        # depended on the day's state (two files, a correction without a note) is not remembered per file.
         pending.append((parse_submission(item.source, unit, report_date, ctx.catalogue, registry), item))
     if pending:
         from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
@@ -77,6 +70,9 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
         validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner())
     for sub, item in pending:
         outcomes[sub.unit.code] = _commit(ctx, sub, item)
+    for code in codes:  # after the figures, so a bad narrative never holds them up
+        if code in inbox.narratives:
+            _load_narrative(ctx, report_date, registry.get(code), inbox.narratives[code])
     return [outcomes[code] for code in codes]
 
 
@@ -96,20 +92,39 @@ def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
 
 def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
     item = archive_file(path, ctx.settings.archive_dir, report_date, unit.code)
-    narrative = read_narrative(path)
-    with ctx.store.transaction() as conn:
-        ctx.store.run(
-            conn,
-            "upsert_narrative",
-            {
-                "report_date": report_date.isoformat(),
-                "unit_code": unit.code,
-                "headline": narrative.headline,
-                "byline": narrative.byline,
-                "body": "\n".join(narrative.paragraphs),
-                "sha256": item.sha256,
-            },
+    day, findings = report_date.isoformat(), []
+    try:
+        narrative = read_narrative(path)
+    except Exception as exc:  # a narrative is optional: say why it is left out, never stop the day
+        narrative = None
+        findings.append(
+            Finding(
+                report_date,
+                unit.code,
+                unit.name,
+                "soft",
+                "narrative",
+                "narrative_unreadable",
+                f"文字稿无法读取（{type(exc).__name__}），本日不刊登；请存为 UTF-8 或 GBK 文本",
+                file=path.name,
+            )
         )
+    with ctx.store.transaction() as conn:
+        ctx.store.run(conn, "delete_findings", {"report_date": day, "unit_code": unit.code, "stage": "narrative"})
+        ctx.store.run(conn, "insert_finding", [f.as_record() for f in findings])
+        if narrative:
+            ctx.store.run(
+                conn,
+                "upsert_narrative",
+                {
+                    "report_date": day,
+                    "unit_code": unit.code,
+                    "headline": narrative.headline,
+                    "byline": narrative.byline,
+                    "body": "\n".join(narrative.paragraphs),
+                    "sha256": item.sha256,
+                },
+            )
 
 
 def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
@@ -152,7 +167,7 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         if hard:
             store.run(
                 conn,
-                "insert_submission",
+                "upsert_submission",
                 {**record, "status": "rejected", "reasons": "\n".join(f.line() for f in hard)},
             )
             store.set_unit_day(conn, day, code, "rejected", hard[0].line())
@@ -177,7 +192,8 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
                     }
                     for metric, old, new in changes
                     if old is not None
-                ],
+                ]
+                + _late_report(key, item, published and not current and bool(figures), recorded_at),
             )
             store.run(conn, "delete_unit_figures", key)
             store.run(
@@ -198,13 +214,34 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
                 ],
             )
             store.run(conn, "supersede_loaded_submissions", key)
-            store.run(conn, "insert_submission", {**record, "status": "loaded", "reasons": ""})
+            store.run(conn, "upsert_submission", {**record, "status": "loaded", "reasons": ""})
             store.set_unit_day(conn, day, code, "loaded")
     if hard:
         lines = [f.line() for f in hard]
         quarantine_file(item, ctx.settings.quarantine_dir, sub.report_date, code, lines)
         return UnitOutcome(code, sub.unit.name, "rejected", lines)
     return UnitOutcome(code, sub.unit.name, "loaded")
+
+
+def _late_report(key: dict, item: ArchivedFile, late: bool, recorded_at: str) -> list[dict]:
+    """A first report that arrives after the bulletin went out (补报): announced in the next bulletin."""
+    if not late:
+        return []
+    return [
+        {
+            **key,
+            "metric": "",
+            "old_value": None,
+            "new_value": None,
+            "old_qualifier": "",
+            "new_qualifier": "",
+            "old_sha256": "",
+            "new_sha256": item.sha256,
+            "kind": "late_report",
+            "reason": "",
+            "recorded_at": recorded_at,
+        }
+    ]
 
 
 def _changes(current: dict, new: dict) -> list[tuple[str, object, object]]:

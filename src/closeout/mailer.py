@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -44,10 +46,24 @@ def build_message(
     return message
 
 
+# The server answered these with a refusal: nothing was delivered, so a retry may send.
+REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
+
+
 def deliver_once(
-    ctx: Context, bulletin: Bulletin, rendered: Rendered, sender: str, send: Callable[[EmailMessage], None]
+    ctx: Context,
+    bulletin: Bulletin,
+    rendered: Rendered,
+    sender: str,
+    connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
 ) -> Delivery:
-    """Record the intent, send, record the success. A retry or re-run after success sends nothing."""
+    """Send the day's bulletin at most once.
+
+    `connect()` opens a logged-in SMTP session and yields its send function. A failure while connecting
+    records nothing; the intent is recorded just before sending and confirmed right after; a refusal
+    forgets it; anything else (a timeout, a dropped line) may come after the server accepted the mail, so
+    the intent stays and the next try asks the operator instead of sending again.
+    """
     store, day = ctx.store, bulletin.report_date.isoformat()
     recipients = ctx.settings.recipients
     if not recipients:
@@ -62,26 +78,28 @@ def deliver_once(
         )
     domain = sender.rpartition("@")[2] or "closeout.invalid"
     message_id = make_msgid(idstring=f"closeout-{day}", domain=domain)
-    with store.transaction() as conn:
-        store.run(
-            conn,
-            "insert_delivery",
-            {
-                "report_date": day,
-                "subject": bulletin.subject,
-                "recipients": ", ".join(recipients),
-                "message_id": message_id,
-                "content_sha256": rendered.sha256,
-                "started_at": now_local(),
-            },
-        )
-    try:
-        send(build_message(bulletin, rendered, sender, recipients, message_id))
-    except Exception:
-        # The server never accepted the message (send raised): forget the intent so a retry sends.
+    message = build_message(bulletin, rendered, sender, recipients, message_id)
+    with connect() as send:
         with store.transaction() as conn:
-            store.run(conn, "delete_unsent_delivery", {"report_date": day})
-        raise
-    with store.transaction() as conn:
-        store.run(conn, "mark_delivery_sent", {"report_date": day, "sent_at": now_local()})
+            store.run(
+                conn,
+                "insert_delivery",
+                {
+                    "report_date": day,
+                    "subject": bulletin.subject,
+                    "recipients": ", ".join(recipients),
+                    "message_id": message_id,
+                    "content_sha256": rendered.sha256,
+                    "started_at": now_local(),
+                },
+            )
+        try:
+            send(message)
+        except REFUSED:
+            with store.transaction() as conn:
+                store.run(conn, "delete_unsent_delivery", {"report_date": day})
+            raise
+        with store.transaction() as conn:
+            store.run(conn, "mark_delivery_sent", {"report_date": day, "sent_at": now_local()})
+            store.run(conn, "mark_corrections_announced", {"report_date": day})
     return Delivery("sent", message_id, recipients)

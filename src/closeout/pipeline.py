@@ -1,17 +1,16 @@
-"""The steps of the daily close-out, one function per DAG task. Tests call these without Airflow."""
+"""The publishing steps of the daily close-out (loading is closeout.load, reconciling closeout.reconcile)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 
 from closeout.bulletin import STATUS_LABELS, build_bulletin, render, write_outputs
 from closeout.context import Context
-from closeout.load import UnitOutcome, load_group
 from closeout.mailer import Delivery, deliver_once
-from closeout.reconcile import reconcile_day
 
 
 def plan_unit_groups(ctx: Context) -> list[dict]:
@@ -20,22 +19,19 @@ def plan_unit_groups(ctx: Context) -> list[dict]:
     return [{"key": g.key, "codes": list(g.codes), "label": g.label} for g in ctx.registry.groups()]
 
 
-def load_units(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOutcome]:
-    return load_group(ctx, report_date, codes)
-
-
-def reconcile(ctx: Context, report_date: date) -> dict[str, str]:
-    return reconcile_day(ctx, report_date)
-
-
 def render_bulletin(ctx: Context, report_date: date) -> Path:
     bulletin = build_bulletin(ctx, report_date)
     return write_outputs(ctx, bulletin, render(ctx, bulletin))
 
 
-def email_bulletin(ctx: Context, report_date: date, sender: str, send: Callable[[EmailMessage], None]) -> Delivery:
+def email_bulletin(
+    ctx: Context,
+    report_date: date,
+    sender: str,
+    connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
+) -> Delivery:
     bulletin = build_bulletin(ctx, report_date)  # deterministic: the same store gives the same bulletin
-    return deliver_once(ctx, bulletin, render(ctx, bulletin), sender, send)
+    return deliver_once(ctx, bulletin, render(ctx, bulletin), sender, connect)
 
 
 def open_units(ctx: Context, report_date: date) -> list[str]:

@@ -18,10 +18,12 @@ HISTORY_DAYS = 7
 
 @dataclass
 class DayFigures:
-    """Figures of a day and the week before it, as {date: {unit_code: {metric: (value, qualifier)}}}."""
+    """Figures of a day and the days before it, as {date: {unit_code: {metric: (value, qualifier)}}}."""
 
     report_date: date
     by_day: dict[date, dict[str, dict[str, tuple[float, str]]]]
+    submitted: dict[date, set[str]]  # units whose figures that day came from a file (not only derived ones)
+    cleared: dict[date, set[str]]  # units whose day was closed (已结清): the only history checks trust
 
     def today(self) -> dict[str, dict[str, tuple[float, str]]]:
         return self.by_day.get(self.report_date, {})
@@ -29,30 +31,43 @@ class DayFigures:
     def day(self, offset: int) -> dict[str, dict[str, tuple[float, str]]]:
         return self.by_day.get(self.report_date - timedelta(days=offset), {})
 
+    def closed(self, offset: int, unit_code: str) -> dict[str, tuple[float, str]] | None:
+        day = self.report_date - timedelta(days=offset)
+        return self.by_day.get(day, {}).get(unit_code) if unit_code in self.cleared.get(day, set()) else None
+
+    def reporting_today(self) -> set[str]:
+        return self.submitted.get(self.report_date, set())
+
 
 def read_figures(ctx: Context, report_date: date, days_before: int = HISTORY_DAYS) -> DayFigures:
-    rows = ctx.store.rows(
-        "select_figures_between",
-        {"first_date": (report_date - timedelta(days=days_before)).isoformat(), "last_date": report_date.isoformat()},
-    )
+    span = {"first_date": (report_date - timedelta(days=days_before)).isoformat(), "last_date": report_date.isoformat()}
     by_day: dict = {}
-    for r in rows:
+    submitted: dict = {}
+    for r in ctx.store.rows("select_figures_between", span):
         day = date.fromisoformat(r["report_date"])
         by_day.setdefault(day, {}).setdefault(r["unit_code"], {})[r["metric"]] = (r["value"], r["qualifier"])
-    return DayFigures(report_date, by_day)
+        if r["source_sha256"] != "derived":
+            submitted.setdefault(day, set()).add(r["unit_code"])
+    cleared: dict = {}
+    for r in ctx.store.rows("select_unit_days_between", span):
+        if r["status"] == "cleared":
+            cleared.setdefault(date.fromisoformat(r["report_date"]), set()).add(r["unit_code"])
+    return DayFigures(report_date, by_day, submitted, cleared)
 
 
 def wide_with_history(ctx: Context, figures: DayFigures) -> pd.DataFrame:
-    """One row per unit that has figures today: metric columns plus prev_, prev2_, mean7_, days7_ columns."""
+    """One row per unit that reported today: metric columns plus prev_, prev2_, mean7_, days7_ columns
+    taken from closed (已结清) days only."""
     keys = [m.key for m in ctx.catalogue.metrics]
     records = {}
     for unit in ctx.registry.all_units:
-        today = figures.today().get(unit.code)
-        if not today:
+        if unit.code not in figures.reporting_today():
             continue
+        today = figures.today()[unit.code]
         record = {k: today[k][0] for k in today}
+        closed = [figures.closed(n, unit.code) or {} for n in range(1, HISTORY_DAYS + 1)]
         for key in keys:
-            earlier = [figures.day(n).get(unit.code, {}).get(key) for n in range(1, HISTORY_DAYS + 1)]
+            earlier = [day.get(key) for day in closed]
             values = [v[0] for v in earlier if v is not None]
             record[f"prev_{key}"] = earlier[0][0] if earlier[0] else None
             record[f"prev2_{key}"] = earlier[1][0] if earlier[1] else None
@@ -62,8 +77,28 @@ def wide_with_history(ctx: Context, figures: DayFigures) -> pd.DataFrame:
     return pd.DataFrame.from_dict(records, orient="index")
 
 
+def previous_day_open(ctx: Context, figures: DayFigures) -> list[Finding]:
+    """A unit whose yesterday exists but was not closed: today's stock balances wait for it."""
+    yesterday = figures.report_date - timedelta(days=1)
+    names = ctx.unit_names()
+    return [
+        Finding(
+            figures.report_date,
+            code,
+            names[code],
+            "soft",
+            "reconcile",
+            "previous_day_open",
+            f"前日（{yesterday.month}月{yesterday.day}日）未结清，存量平衡暂不核验，待前日订正后重跑",
+        )
+        for code in sorted(figures.reporting_today())
+        if code in figures.submitted.get(yesterday, set()) and figures.closed(1, code) is None
+    ]
+
+
 def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
-    """C metrics: the city derives them from flows; a unit's own C figure is checked against that."""
+    """C metrics: the city derives them from flows for every unit with any (so a missing unit's running
+    total carries forward and the city's never falls); a unit's own C figure is checked against that."""
     findings = []
     day = report_date.isoformat()
     names = ctx.unit_names()
@@ -73,7 +108,6 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
             (r.unit_code, r.metric): r.value
             for r in ctx.store.run(conn, "select_figures_between", {"first_date": day, "last_date": day})
         }
-        reporting = {unit for unit, _ in submitted}
         for metric in (m for m in ctx.catalogue.metrics if m.kind == "C"):
             totals = {
                 r.unit_code: r.total
@@ -81,9 +115,9 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
                     conn, "select_flow_totals_until", {"metric": metric.derived_from, "report_date": day}
                 )
             }
-            for unit_code in sorted(reporting):
-                derived = totals.get(unit_code, 0.0)
-                own = submitted.get((unit_code, metric.key))
+            units = set(totals) | {unit for unit, key in submitted if key == metric.key}
+            for unit_code in sorted(units):
+                derived, own = totals.get(unit_code, 0.0), submitted.get((unit_code, metric.key))
                 if own is None:
                     ctx.store.run(
                         conn,
@@ -133,6 +167,7 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
     day = report_date.isoformat()
     findings = derive_cumulative(ctx, report_date) + quarantine_unmatched(ctx, report_date)
     figures = read_figures(ctx, report_date)
+    findings += previous_day_open(ctx, figures)
     wide = wide_with_history(ctx, figures)
     checks = [c for c in ctx.catalogue.checks if c.stage == "reconcile"]
     if not wide.empty:
@@ -150,7 +185,7 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
             before = loaded_status.get(unit.code)
             if before == "rejected":
                 status, detail = "rejected", ""
-            elif unit.code in figures.today():
+            elif unit.code in figures.reporting_today():
                 status, detail = ("break", breaks[0].line()) if breaks else ("cleared", "")
             else:
                 status, detail = ("missing" if unit.required else "absent"), ""

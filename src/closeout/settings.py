@@ -73,8 +73,11 @@ def cutoff_from_env(env: Mapping[str, str] | None = None) -> str:
     return f"{int(hours):02d}:{int(minutes):02d}"
 
 
-def report_date_for(logical_date: datetime) -> date:
-    """The report date is the logical date's local day in Asia/Shanghai, never today's date."""
-    if logical_date.tzinfo is None:
-        raise ValueError("logical date must be timezone-aware")
-    return logical_date.astimezone(LOCAL_TZ).date()
+def report_date_for(logical_date: datetime | None, run_after: datetime | None = None) -> date:
+    """The report date is the run's logical date as a local day in Asia/Shanghai, never the clock's.
+
+    A run triggered without a logical date (allowed in Airflow 3) closes out its run_after's local day."""
+    when = logical_date or run_after
+    if when is None or when.tzinfo is None:
+        raise ValueError(f"need a timezone-aware logical date or run_after, got {logical_date!r} / {run_after!r}")
+    return when.astimezone(LOCAL_TZ).date()

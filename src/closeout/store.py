@@ -30,7 +30,7 @@ def load_queries(sql_dir: Path) -> dict[str, str]:
 
 
 def now_local() -> str:
-    return datetime.now(LOCAL_TZ).isoformat(timespec="seconds")
+    return datetime.now(LOCAL_TZ).isoformat(timespec="milliseconds")  # orders resubmissions within a second
 
 
 class Store:
