@@ -99,6 +99,7 @@ def daily_closeout():
 
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+        from closeout.mailer import DeliveryUncertain
         from closeout.pipeline import email_bulletin as email
 
         ctx, report_date = _context_and_date(logical_date)
@@ -112,7 +113,10 @@ def daily_closeout():
             with hook:
                 yield hook._smtp_client.send_message
 
-        delivery = email(ctx, report_date, sender, smtp_session)
+        try:
+            delivery = email(ctx, report_date, sender, smtp_session)
+        except DeliveryUncertain as exc:  # retrying cannot answer whether the mail arrived: the operator can
+            raise AirflowFailException(str(exc)) from exc
         print(f"{report_date}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
         return {"status": delivery.status, "message_id": delivery.message_id}
 

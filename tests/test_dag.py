@@ -7,6 +7,7 @@ import sys
 from datetime import datetime
 from email import policy
 from email.parser import BytesParser
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -191,3 +192,41 @@ def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(e
     body = message.get_body(("plain",)).get_content()
     assert "[拒收] 衢江区(330803) 文件 330803.csv 第" in body and "指标 negative(阴性) 值“-3”" in body
     assert str(tis[("email_bulletin", -1)].state) == "success"
+
+
+def test_airflow_cli_closes_out_the_day_with_one_email(airflow_db, postgres_url, make_env, smtp_sink, tmp_path):
+    """The acceptance command itself: `airflow dags test daily_closeout 2022-03-19` with CLOSEOUT_INBOX,
+    CLOSEOUT_ARCHIVE, CLOSEOUT_DB_URL, CLOSEOUT_RECIPIENTS and AIRFLOW_CONN_SMTP_DEFAULT pointing at a test
+    directory, the machine's PostgreSQL and an SMTP server on loopback."""
+    from closeout.context import Context
+    from closeout.ingest import discover, parse_submission
+    from closeout.settings import load_settings
+    from closeout.validate import collapse
+
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    env = {
+        **os.environ,
+        **make_env(postgres_url, inbox),
+        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://{smtp_sink.hostname}:{smtp_sink.port}"
+        "?disable_ssl=true&disable_tls=true&from_email=closeout%40test.invalid",
+    }
+    airflow = Path(sys.executable).parent / "airflow"
+    result = subprocess.run(
+        [str(airflow), "dags", "test", "daily_closeout", "2022-03-19"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (message,) = emails(smtp_sink)
+    rows = attachment_rows(message)
+    totals = {r["metric"]: float(r["value"]) for r in rows if r["unit_code"] == "330800" and r["value"]}
+    ctx = Context(load_settings(env))
+    expected: dict[str, float] = {}
+    for code, (path,) in discover(inbox, datetime(2022, 3, 19).date(), ctx.registry).figure_files.items():
+        sub = parse_submission(path, ctx.registry.get(code), datetime(2022, 3, 19).date(), ctx.catalogue, ctx.registry)
+        for fig in collapse(sub):
+            expected[fig.metric] = expected.get(fig.metric, 0) + fig.value
+    assert {k: v for k, v in totals.items() if k != "confirmed_cumulative"} == expected
