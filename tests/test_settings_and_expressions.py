@@ -65,25 +65,19 @@ def test_expressions_refuse_anything_but_arithmetic(source):
         Expression(source)
 
 
-def test_a_check_with_code_in_it_is_refused_when_the_catalogue_loads(tmp_path):
-    settings = load_settings({})
+@pytest.mark.parametrize(
+    ("name", "expr", "needs"),
+    [
+        ("evil", "().__class__.__base__.__subclasses__()", "[]"),  # code, not arithmetic
+        ("sloppy", "tested >= positive", "[tested]"),  # uses a name it does not declare
+    ],
+)
+def test_a_bad_check_is_refused_when_the_catalogue_loads(tmp_path, name, expr, needs):
     rules = tmp_path / "checks.yaml"
     rules.write_text(
-        "checks:\n  - {name: evil, label: x, severity: hard, stage: validate, message: x,\n"
-        '     expr: "().__class__.__base__.__subclasses__()", needs: []}\n',
+        f"checks:\n  - {{name: {name}, label: x, severity: hard, stage: validate, message: x,\n"
+        f'     expr: "{expr}", needs: {needs}}}\n',
         encoding="utf-8",
     )
-    with pytest.raises(ValueError, match="evil|not allowed"):
-        load_catalogue(settings.catalogue_path, rules)
-
-
-def test_a_check_must_list_what_it_needs(tmp_path):
-    settings = load_settings({})
-    rules = tmp_path / "checks.yaml"
-    rules.write_text(
-        "checks:\n  - {name: sloppy, label: x, severity: hard, stage: validate, message: x,\n"
-        '     expr: "tested >= positive", needs: [tested]}\n',
-        encoding="utf-8",
-    )
-    with pytest.raises(ValueError, match="sloppy"):
-        load_catalogue(settings.catalogue_path, rules)
+    with pytest.raises(ValueError, match=f"{name}|not allowed"):
+        load_catalogue(load_settings({}).catalogue_path, rules)
