@@ -39,10 +39,11 @@ class GxRunner:
     """An ephemeral GX context: suites are code, nothing is written to disk."""
 
     def __init__(self) -> None:
+        # Before the import: GX logs hundreds of INFO lines while importing, which would bury task logs.
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self.gx = gx
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
