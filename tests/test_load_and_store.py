@@ -250,6 +250,18 @@ def test_missing_unit_and_unmatched_file(db_url, ctx_for, tmp_path):
     assert list((tmp_path / "archive" / "quarantine" / "2022-03-19" / "unmatched").glob("*常山县报表.csv"))
 
 
+def test_a_missing_unit_stays_missing_on_a_rerun(db_url, ctx_for, tmp_path):
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    (folder / "龙游县.csv").unlink()
+    ctx = ctx_for(db_url, inbox)
+    close_day(ctx, date(2022, 3, 18))
+    close_day(ctx)  # derives 龙游's carried cumulative for the 19th
+    outcomes, statuses = close_day(ctx)  # the operator clears the county's task
+    assert outcomes["330825"].status == "missing" and statuses["330825"] == "missing"
+
+
 def test_two_files_for_one_unit_are_rejected_until_one_is_removed(db_url, ctx_for, tmp_path):
     inbox = tmp_path / "inbox"
     folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")

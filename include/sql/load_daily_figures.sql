@@ -19,8 +19,9 @@ UPDATE submission SET status = 'superseded'
 WHERE report_date = :report_date AND unit_code = :unit_code AND status = 'loaded';
 
 -- name: select_unit_figures
+-- What the unit itself reported; derived (kind C) figures exist even for a unit that sent nothing.
 SELECT metric, value, qualifier, note, source_sha256 FROM figure
-WHERE report_date = :report_date AND unit_code = :unit_code;
+WHERE report_date = :report_date AND unit_code = :unit_code AND source_sha256 <> 'derived';
 
 -- name: delete_unit_figures
 -- Derived (kind C) figures go too: reconcile_day derives them again from the new flows.

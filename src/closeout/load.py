@@ -133,7 +133,7 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
     figures = collapse(sub)
     with store.transaction() as conn:
         published = bool(store.run(conn, "select_published", {"report_date": day}).first())
-        current = {r.metric: r for r in store.run(conn, "select_unit_figures", key) if r.source_sha256 != "derived"}
+        current = {r.metric: r for r in store.run(conn, "select_unit_figures", key)}
         changes = _changes(current, {f.metric: f for f in figures})
         if published and not blocking(sub.findings):
             for metric, old, new in changes:  # a late first report (补报) is not a correction
