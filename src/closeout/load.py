@@ -136,8 +136,8 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         current = {r.metric: r for r in store.run(conn, "select_unit_figures", key)}
         changes = _changes(current, {f.metric: f for f in figures})
         if published and not blocking(sub.findings):
-            for metric, old, new in changes:  # a late first report (补报) is not a correction
-                if old is not None and (new is None or not new.note):
+            for metric, _, new in changes:  # a published figure changes only with a stated reason
+                if new is None or not new.note:
                     sub.findings.append(
                         Finding(
                             sub.report_date,
@@ -173,28 +173,11 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
             store.set_unit_day(conn, day, code, "rejected", hard[0].line())
         else:
             recorded_at = now_local()
-            store.run(
-                conn,
-                "insert_revision",
-                [
-                    {
-                        **key,
-                        "metric": metric,
-                        "old_value": old.value if old else None,
-                        "new_value": new.value if new else None,
-                        "old_qualifier": old.qualifier if old else "",
-                        "new_qualifier": new.qualifier if new else "",
-                        "old_sha256": old.source_sha256 if old else "",
-                        "new_sha256": item.sha256,
-                        "kind": "correction" if published else "revision",
-                        "reason": new.note if new else "",
-                        "recorded_at": recorded_at,
-                    }
-                    for metric, old, new in changes
-                    if old is not None
-                ]
-                + _late_report(key, item, published and not current and bool(figures), recorded_at),
-            )
+            kind = "correction" if published else "revision"
+            revisions = [_revision(key, item, kind, recorded_at, metric, old, new) for metric, old, new in changes]
+            if published and not current and figures:  # a first report after publication (补报)
+                revisions.append(_revision(key, item, "late_report", recorded_at))
+            store.run(conn, "insert_revision", revisions)
             store.run(conn, "delete_unit_figures", key)
             store.run(
                 conn,
@@ -223,32 +206,29 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
     return UnitOutcome(code, sub.unit.name, "loaded")
 
 
-def _late_report(key: dict, item: ArchivedFile, late: bool, recorded_at: str) -> list[dict]:
-    """A first report that arrives after the bulletin went out (补报): announced in the next bulletin."""
-    if not late:
-        return []
-    return [
-        {
-            **key,
-            "metric": "",
-            "old_value": None,
-            "new_value": None,
-            "old_qualifier": "",
-            "new_qualifier": "",
-            "old_sha256": "",
-            "new_sha256": item.sha256,
-            "kind": "late_report",
-            "reason": "",
-            "recorded_at": recorded_at,
-        }
-    ]
+def _revision(key: dict, item: ArchivedFile, kind: str, recorded_at: str, metric: str = "", old=None, new=None) -> dict:
+    """A figure_revision row: old → new of one metric, or (metric "") a whole late report."""
+    return {
+        **key,
+        "metric": metric,
+        "old_value": old.value if old else None,
+        "new_value": new.value if new else None,
+        "old_qualifier": old.qualifier if old else "",
+        "new_qualifier": new.qualifier if new else "",
+        "old_sha256": old.source_sha256 if old else "",
+        "new_sha256": item.sha256,
+        "kind": kind,
+        "reason": new.note if new else "",
+        "recorded_at": recorded_at,
+    }
 
 
 def _changes(current: dict, new: dict) -> list[tuple[str, object, object]]:
+    """Figures already stored that the new file changes or drops; a metric it adds changes nothing stored."""
     changed = []
-    for metric in sorted(set(current) | set(new)):
-        old, fresh = current.get(metric), new.get(metric)
-        if old is None or fresh is None or old.value != fresh.value or old.qualifier != fresh.qualifier:
+    for metric in sorted(current):
+        old, fresh = current[metric], new.get(metric)
+        if fresh is None or old.value != fresh.value or old.qualifier != fresh.qualifier:
             changed.append((metric, old, fresh))
     return changed
 
