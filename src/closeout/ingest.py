@@ -65,7 +65,14 @@ class Submission:
     findings: list[Finding] = field(default_factory=list)
 
     def finding(
-        self, severity: str, rule: str, message: str, row: int | None = None, metric: str = "", value=""
+        self,
+        severity: str,
+        rule: str,
+        message: str,
+        row: int | None = None,
+        metric: str = "",
+        value="",
+        stage: str = "load",
     ) -> None:
         self.findings.append(
             Finding(
@@ -73,7 +80,7 @@ class Submission:
                 self.unit.code,
                 self.unit.name,
                 severity,
-                "load",
+                stage,
                 rule,
                 message,
                 file=self.path.name,

@@ -138,19 +138,13 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         if published and not blocking(sub.findings):
             for metric, _, new in changes:  # a published figure changes only with a stated reason
                 if new is None or not new.note:
-                    sub.findings.append(
-                        Finding(
-                            sub.report_date,
-                            code,
-                            sub.unit.name,
-                            "hard",
-                            "validate",
-                            "correction_without_note",
-                            "日报已发布，更正须在备注列写明原因",
-                            file=sub.path.name,
-                            metric=ctx.catalogue.by_key[metric].display,
-                            value=_shown(new),
-                        )
+                    sub.finding(
+                        "hard",
+                        "correction_without_note",
+                        "日报已发布，更正须在备注列写明原因",
+                        metric=ctx.catalogue.by_key[metric].display,
+                        value=_shown(new),
+                        stage="validate",
                     )
         hard = blocking(sub.findings)
         for stage in ("load", "validate"):

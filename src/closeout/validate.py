@@ -8,7 +8,6 @@ import pandas as pd
 
 from closeout.catalogue import Catalogue
 from closeout.checks import ROW_RULES, GxRunner, row_expectations, run_checks
-from closeout.findings import Finding
 from closeout.ingest import TOTAL_WORDS, Submission
 from closeout.numbers import render_value
 
@@ -90,39 +89,21 @@ def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: 
             if rule in ("unit_code_mismatch", "report_date_mismatch"):
                 declared = row["declared_unit"] if rule == "unit_code_mismatch" else row["declared_date"]
                 message += f"（文件内写的是{declared}）"
-            sub.findings.append(
-                Finding(
-                    sub.report_date,
-                    sub.unit.code,
-                    sub.unit.name,
-                    "hard",
-                    "validate",
-                    rule,
-                    message,
-                    file=sub.path.name,
-                    row=int(row["row"]),
-                    metric=metric.display,
-                    value=row["raw"],
-                )
+            sub.finding(
+                "hard", rule, message, row=int(row["row"]), metric=metric.display, value=row["raw"], stage="validate"
             )
     for sub in submissions:
         for r in sub.rows:
             if r.value is None:
                 state = "填报为“不详”（按未知处理，不计为0）" if r.missing == "unknown" else "未填写数值"
-                sub.findings.append(
-                    Finding(
-                        sub.report_date,
-                        sub.unit.code,
-                        sub.unit.name,
-                        "missing",
-                        "validate",
-                        f"value_{r.missing}",
-                        state,
-                        file=sub.path.name,
-                        row=r.row,
-                        metric=catalogue.by_key[r.metric].display,
-                        value=r.raw,
-                    )
+                sub.finding(
+                    "missing",
+                    f"value_{r.missing}",
+                    state,
+                    row=r.row,
+                    metric=catalogue.by_key[r.metric].display,
+                    value=r.raw,
+                    stage="validate",
                 )
     same_day = [c for c in catalogue.checks if c.stage == "validate"]
     wide = pd.DataFrame.from_dict(
