@@ -18,6 +18,14 @@ HEAVY = ("pandas", "great_expectations", "openpyxl", "sqlalchemy", "jinja2", "we
 PARSE_BUDGET_SECONDS = 1.0  # for the DAG file itself, on top of importing airflow.sdk
 
 
+def fresh_python(code: str, **env: str) -> list[str]:
+    """Run code in a new interpreter (nothing imported yet) with extra environment; its output lines."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    return result.stdout.strip().splitlines()
+
+
 def test_dag_file_parses_fast_without_heavy_imports():
     probe = (
         "import sys, time, runpy\n"
@@ -28,14 +36,7 @@ def test_dag_file_parses_fast_without_heavy_imports():
         "print(time.perf_counter() - t)\n"
         "print(','.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "CLOSEOUT_DB_URL": "postgresql://nowhere.invalid/none"},
-    )
-    seconds, modules = result.stdout.strip().splitlines()[-2:]
+    seconds, modules = fresh_python(probe, CLOSEOUT_DB_URL="postgresql://nowhere.invalid/none")[-2:]
     assert float(seconds) < PARSE_BUDGET_SECONDS
     assert not set(modules.split(",")) & set(HEAVY), modules
 
@@ -65,14 +66,7 @@ def test_dagbag_integrity(airflow_db):
 
 def test_cutoff_comes_from_the_environment():
     probe = f"import runpy; d = runpy.run_path({str(DAG_FILE)!r})['closeout_dag']; print(d.timetable.expression)"
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "CLOSEOUT_CUTOFF": "20:30"},
-    )
-    assert result.stdout.strip().splitlines()[-1] == "30 20 * * *"
+    assert fresh_python(probe, CLOSEOUT_CUTOFF="20:30")[-1] == "30 20 * * *"
 
 
 # ---- end to end ------------------------------------------------------------------------------------------
