@@ -8,7 +8,7 @@ One run closes out one **report date**: the logical date's local day in Asia/Sha
 | task | what it does | when it fails |
 |---|---|---|
 | `plan_unit_groups` 规划分组 | reads the unit registry, makes sure the store's tables exist, returns the load groups | registry or database unreachable: fix `CLOSEOUT_REGISTRY` / `CLOSEOUT_DB_URL`, then Clear the task |
-| `load_unit_group` 县级数据入库 (one per group, labelled with the units' names) | archives each file with its SHA-256, parses it, validates it with Great Expectations, loads it in one transaction | **缺报** (no file by the cutoff) or **拒收** (file rejected): the log and the bulletin's data notes say which unit, file, row, metric, value and rule. Ask the county for a corrected file, drop it into `$CLOSEOUT_INBOX/<date>/`, then **Clear** this mapped task — loading is idempotent. The rejected file stays in `$CLOSEOUT_ARCHIVE/quarantine/<date>/<unit>/` beside its `.reasons.txt`. |
+| `load_unit_group` 县级数据入库 (one per group, labelled with the units' names, in the pool `closeout_unit_loads`) | archives each file with its SHA-256, parses it, validates it with Great Expectations, loads it in one transaction | **缺报** (no file by the cutoff) or **拒收** (file rejected): the log and the bulletin's data notes say which unit, file, row, metric, value and rule. Ask the county for a corrected file, drop it into `$CLOSEOUT_INBOX/<date>/`, then **Clear** this mapped task — loading is idempotent. The rejected file stays in `$CLOSEOUT_ARCHIVE/quarantine/<date>/<unit>/` beside its `.reasons.txt`. |
 | `reconcile_day` 对账核验 | checks stocks against yesterday's close-out, derives cumulative figures, runs soft checks, sets each unit's status (已结清 / 未结清 / 拒收 / 缺报) | runs even when loads failed; a failure here is infrastructure: Clear it |
 | `render_bulletin` 生成日报 | writes `bulletin.html`, `bulletin.txt` and the CSV attachment to `$CLOSEOUT_OUTBOX/<date>/` | template or disk problem: fix, Clear |
 | `email_bulletin` 发送日报 | emails the bulletin to `CLOSEOUT_RECIPIENTS` through the `smtp_default` connection, at most once per report date | SMTP refused: retries by itself. "上次发送未确认" means an earlier try may have sent: check the mailbox; if nothing arrived run `closeout forget-delivery <date>`, then Clear |
@@ -31,6 +31,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from closeout.settings import cutoff_from_env
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
+# County loads share this pool (created by scripts/airflow-init.sh, sized by CLOSEOUT_LOAD_POOL_SLOTS) so a
+# province's or country's fan-out never takes every worker slot from the other runs and tasks.
+LOAD_POOL = "closeout_unit_loads"
 
 
 def _context_and_date(logical_date):
@@ -60,7 +63,7 @@ def daily_closeout():
 
         return plan(Context.from_env())
 
-    @task(task_display_name="县级数据入库 load_unit_group", map_index_template="{{ unit_label }}")
+    @task(task_display_name="县级数据入库 load_unit_group", map_index_template="{{ unit_label }}", pool=LOAD_POOL)
     def load_unit_group(group: dict, logical_date=None) -> list[dict]:
         from closeout.load import load_group
 

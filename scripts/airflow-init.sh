@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Prepares Airflow's metadata database for closeout: schema, the county-load pool, the two closeout roles
+# and (when _AIRFLOW_WWW_USER_USERNAME is set) the first admin. Safe to re-run: every step is an upsert.
+# Run by compose's airflow-init service and by the distributed test, so both deploy the same way.
+set -euo pipefail
+
+airflow db migrate
+
+# County loads run in their own pool so a province's or country's fan-out can never take every worker
+# slot: reconcile, bulletin and email always find room. The pool's size is CLOSEOUT_LOAD_POOL_SLOTS.
+airflow pools set closeout_unit_loads "${CLOSEOUT_LOAD_POOL_SLOTS:-4}" \
+  "县级数据入库 county loads (CLOSEOUT_LOAD_POOL_SLOTS)"
+
+# The FAB auth manager's roles: 运维 Closeout Ops (view, clear and mark tasks, trigger runs) and
+# 只读 Closeout Viewer (read-only).
+python "$(dirname "$0")/airflow_roles.py"
+
+if [[ -n "${_AIRFLOW_WWW_USER_USERNAME:-}" ]]; then
+  airflow users create --role Admin --username "$_AIRFLOW_WWW_USER_USERNAME" \
+    --password "${_AIRFLOW_WWW_USER_PASSWORD:?set _AIRFLOW_WWW_USER_PASSWORD}" \
+    --firstname "${_AIRFLOW_WWW_USER_FIRSTNAME:-Airflow}" --lastname "${_AIRFLOW_WWW_USER_LASTNAME:-Admin}" \
+    --email "${_AIRFLOW_WWW_USER_EMAIL:-admin@closeout.invalid}"
+fi
