@@ -100,15 +100,16 @@ def cluster(tmp_path_factory, redis_broker):
             deployment.store_url = store_url
             deployment.mail_dir = work / "mail"
             deployment.archive_dir = work / "archive"
+            deployment.inbox_dir = work / "inbox"
             yield deployment
         finally:
             deployment.stop()
             sink.stop()
-            leftovers = [p.name for p in deployment.processes.values() if p.running]
-            assert not leftovers, f"still running after stop: {leftovers}"
             keep = os.environ.get("CLOSEOUT_TEST_KEEP_LOGS")
             if keep:
                 shutil.copytree(deployment.logs, keep, dirs_exist_ok=True)
+            leftovers = [p.name for p in deployment.processes.values() if p.running]
+            assert not leftovers, f"still running after stop: {leftovers}"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
@@ -219,10 +220,13 @@ def assert_day_closed_once(cluster: AirflowCluster, report_date: str) -> None:
     assert store_rows(cluster, "SELECT count(*) FROM figure_revision WHERE report_date = :d", d=report_date)[0][0] == 0
     mails = mails_for(cluster, report_date)
     assert len(mails) == 1, [m["Subject"] for m in mails]
-    archived = [
-        p for p in (cluster.archive_dir / "archive" / report_date).rglob("*") if p.is_file() and p.suffix != ".json"
-    ]
-    assert len(archived) == len({p.name for p in archived}), archived
+    received = sorted(p.name for p in (cluster.inbox_dir / report_date).iterdir())
+    archived = sorted(
+        p.name.split("-", 1)[1]  # <sha16>-<file name>
+        for p in (cluster.archive_dir / "archive" / report_date).rglob("*")
+        if p.is_file() and p.suffix not in (".json", ".partial")
+    )
+    assert archived == received, "each file received is archived exactly once"
 
 
 # ---- the runs --------------------------------------------------------------------------------------------
