@@ -2,8 +2,9 @@
 triggerer and Celery workers as separate processes, PostgreSQL for the metadata database and for the
 reporting store, Redis as the Celery broker. No Docker: the same commands the compose services run.
 
-Stopping or killing a component walks its whole process tree (a worker's task processes run in process
-groups of their own); `stop()` ends everything, whatever state the test left it in.
+Each component runs in a session of its own. Airflow's supervisor moves every task process into a process
+group of its own but never out of the session, so stopping or killing a component sweeps its whole session,
+orphans included; `stop()` ends everything, whatever state the test left it in.
 
 This module is also imported by the workers themselves (`worker_name` is their `[core] hostname_callable`),
 so it imports nothing heavy at module level.
@@ -51,7 +52,7 @@ class Users:
 
 
 class AirflowCluster:
-    def __init__(self, workdir: Path, env: dict[str, str], api_port: int, workers: tuple[str, ...]):
+    def __init__(self, workdir: Path, env: dict[str, str], api_port: int, workers: tuple[str, ...], concurrency: int):
         self.workdir = workdir
         self.env = env
         self.api_port = api_port
@@ -67,11 +68,19 @@ class AirflowCluster:
         self._add("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1"])
         self._add("scheduler", ["scheduler"])
         self._add("dag-processor", ["dag-processor"])
-        self._add("triggerer", ["triggerer"], AIRFLOW__LOGGING__TRIGGERER_LOG_SERVER_PORT=str(free_port()))
+        self._add("triggerer", ["triggerer"], AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()))
         for name in workers:
             self._add(
                 name,
-                ["celery", "worker", "--concurrency", "1", "--celery-hostname", f"{name}@%h", "--without-mingle"],
+                [
+                    "celery",
+                    "worker",
+                    "--concurrency",
+                    str(concurrency),
+                    "--celery-hostname",
+                    f"{name}@%h",
+                    "--without-mingle",
+                ],
                 AIRFLOW__CORE__HOSTNAME_CALLABLE="cluster.worker_name",
                 AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
                 PYTHONPATH=str(ROOT / "tests"),
@@ -123,40 +132,33 @@ class AirflowCluster:
                 )
 
     def kill(self, name: str) -> None:
-        """SIGKILL a component and every process under it, as when its machine dies. Airflow's supervisor puts
-        each task process in a process group of its own, so the whole tree is walked, not one group."""
+        """SIGKILL a component and every process it started, as when its machine dies."""
         self.killed.add(name)
-        doomed = self.process_tree(name)
-        for proc in doomed:
-            _send(proc, signal.SIGKILL)
-        _wait_all(doomed, 30)
-
-    def process_tree(self, name: str) -> list:
-        import psutil
-
-        popen = self.processes[name].popen
-        if popen is None or popen.poll() is not None:
-            return []
-        try:
-            leader = psutil.Process(popen.pid)
-            return [leader, *leader.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        _kill_sessions({self.processes[name].popen.pid})
 
     def stop(self) -> None:
-        """SIGTERM every component, then SIGKILL whatever is left of each one's process tree."""
-        trees = {name: self.process_tree(name) for name in self.processes}
-        for tree in trees.values():
-            if tree:
-                _send(tree[0], signal.SIGTERM)
-        survivors = _wait_all([tree[0] for tree in trees.values() if tree], 30)
-        for tree in trees.values():
-            for proc in tree[1:] + survivors:
-                _send(proc, signal.SIGKILL)
-        _wait_all([proc for tree in trees.values() for proc in tree], 30)
-        for process in self.processes.values():
-            if process.popen is not None:
-                process.popen.wait(timeout=30)
+        """SIGTERM every component, give them 30 s, then SIGKILL whatever is left in their sessions."""
+        leaders = [p.popen for p in self.processes.values() if p.popen is not None]
+        for popen in leaders:
+            if popen.poll() is None:
+                popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for popen in leaders:
+            try:
+                popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_sessions(self.sessions)
+        for popen in leaders:
+            popen.wait(timeout=30)
+
+    @property
+    def sessions(self) -> set[int]:
+        return {p.popen.pid for p in self.processes.values() if p.popen is not None}
+
+    def leftovers(self) -> list[str]:
+        """Processes still alive in any component's session."""
+        return [f"{proc.pid} {' '.join(proc.cmdline()[:4])}" for proc in _session_members(self.sessions)]
 
     def assert_alive(self) -> None:
         dead = [p.name for p in self.processes.values() if p.popen and not p.running and p.name not in self.killed]
@@ -233,18 +235,31 @@ def tail(path: Path, lines: int = 40) -> str:
     return f"---- {path.name} (last {lines} lines)\n" + "\n".join(text[-lines:])
 
 
-def _send(proc, signum: int) -> None:
+def _session_members(sessions: set[int]) -> list:
     import psutil
 
-    try:
-        proc.send_signal(signum)
-    except psutil.NoSuchProcess:
-        pass
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) in sessions:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            pass
+    return members
 
 
-def _wait_all(procs: list, timeout: float) -> list:
-    """Wait for the processes to end; the ones still alive after the timeout."""
+def _kill_sessions(sessions: set[int]) -> None:
+    """SIGKILL every process in the sessions, again until none is left (one may fork while we sweep)."""
     import psutil
 
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return alive
+    for _ in range(20):
+        members = _session_members(sessions)
+        if not members:
+            return
+        for proc in members:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(members, timeout=5)
+    raise RuntimeError(f"processes survive SIGKILL in sessions {sorted(sessions)}")

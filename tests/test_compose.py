@@ -31,6 +31,7 @@ REQUIRED_SECRETS = (
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
     "_AIRFLOW_WWW_USER_PASSWORD",
+    "AIRFLOW__CORE__FERNET_KEY",
 )
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<bare>\w+))")
 
@@ -196,7 +197,8 @@ def test_postgres_first_start_script_creates_the_store_database_and_role():
         pytest.fail("a role or database 'closeout' already exists on the test server; drop it to run this test")
     url = admin.url
     env = {"POSTGRES_USER": url.username or "postgres", "POSTGRES_DB": url.database, "CLOSEOUT_DB_PASSWORD": "it's-secret",
-           "PGHOST": url.host or "127.0.0.1", "PGPORT": str(url.port or 5432), "PATH": "/usr/bin:/bin"}  # fmt: skip
+           "PGHOST": url.host or "127.0.0.1", "PGPORT": str(url.port or 5432), "PGPASSWORD": url.password or "",
+           "PATH": "/usr/bin:/bin"}  # fmt: skip
     try:
         subprocess.run(["bash", str(ROOT / "include/sql/docker-init/10-closeout-store.sh")], env=env, check=True)
         with admin.connect() as conn:
