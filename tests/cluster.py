@@ -58,6 +58,7 @@ class AirflowCluster:
         self.api_port = api_port
         self.base_url = f"http://127.0.0.1:{api_port}"
         self.users = Users()
+        self.worker_names = workers
         self.logs = workdir / "process-logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         from closeout.mailsink import free_port  # not at module level: workers import this module too
@@ -191,7 +192,7 @@ class AirflowCluster:
         response.raise_for_status()
         return response.json()
 
-    def wait_until_ready(self, worker_names: tuple[str, ...], timeout: float = 300) -> float:
+    def wait_until_ready(self, timeout: float = 300) -> float:
         """Until the api-server answers, the scheduler, triggerer and dag-processor report healthy, the DAG is
         parsed and every worker is online; returns the seconds it took."""
         import httpx
@@ -202,7 +203,7 @@ class AirflowCluster:
         while time.monotonic() < deadline:
             self.assert_alive()
             try:
-                pending = self._not_ready(worker_names)
+                pending = self._not_ready()
             except (httpx.HTTPError, KeyError) as exc:
                 pending = f"api-server ({exc.__class__.__name__})"
             if not pending:
@@ -210,7 +211,7 @@ class AirflowCluster:
             time.sleep(2)
         raise AssertionError(f"cluster not ready after {timeout:.0f} s, waiting for {pending}:\n" + self.log_tails())
 
-    def _not_ready(self, worker_names: tuple[str, ...]) -> str:
+    def _not_ready(self) -> str:
         import httpx
 
         health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=10).json()
@@ -219,10 +220,9 @@ class AirflowCluster:
                 return component
         if self.api("GET", f"/dags/{DAG_ID}").status_code != 200:
             return f"{DAG_ID} to be parsed"
-        for name in worker_names:
-            if f"{name}@" not in self.processes[name].log.read_text(errors="replace") or " ready." not in (
-                self.processes[name].log.read_text(errors="replace")
-            ):
+        for name in self.worker_names:
+            log = self.processes[name].log.read_text(errors="replace")
+            if f"{name}@" not in log or " ready." not in log:  # Celery's "celery@<name> ready."
                 return name
         return ""
 

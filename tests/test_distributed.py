@@ -110,7 +110,7 @@ def cluster(tmp_path_factory, redis_broker):
         try:
             deployment.initialise()
             deployment.start()
-            deployment.ready_seconds = deployment.wait_until_ready(WORKERS)
+            deployment.ready_seconds = deployment.wait_until_ready()
             deployment.create_users()
             deployment.store_url = store_url
             deployment.mail_dir = work / "mail"
