@@ -93,16 +93,31 @@ def db_url(request, tmp_path):
     engine.dispose()
 
 
-@pytest.fixture
-def smtp_sink(tmp_path):
+@contextmanager
+def running_sink(folder: Path):
     """A real SMTP server (aiosmtpd) on loopback that writes each message it accepts as a .eml file."""
     from closeout.mailsink import start_sink
 
-    folder = tmp_path / "mail"
     controller = start_sink(folder)
     controller.folder = folder
-    yield controller
-    controller.stop()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_sink(tmp_path):
+    with running_sink(tmp_path / "mail") as controller:
+        yield controller
+
+
+def received_mails(folder: Path) -> list:
+    """The messages an SMTP sink has accepted, in arrival order."""
+    from email import policy
+    from email.parser import BytesParser
+
+    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
 
 
 @pytest.fixture

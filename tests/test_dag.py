@@ -5,13 +5,11 @@ import os
 import subprocess
 import sys
 from datetime import datetime
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ROOT, SAMPLE_INBOX, copy_day
+from conftest import ROOT, SAMPLE_INBOX, copy_day, received_mails
 
 DAG_FILE = ROOT / "dags" / "daily_closeout.py"
 HEAVY = ("pandas", "great_expectations", "openpyxl", "sqlalchemy", "jinja2", "weasyprint")
@@ -90,9 +88,7 @@ def run_day(monkeypatch, env: dict, report_date: str, smtp_sink):
 
 
 def emails(smtp_sink):
-    return [
-        BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted(smtp_sink.folder.glob("*.eml"))
-    ]
+    return received_mails(smtp_sink.folder)
 
 
 def attachment_rows(message):

@@ -14,14 +14,11 @@ import shutil
 import sys
 import time
 import unicodedata
-from contextlib import contextmanager
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
 from cluster import DAG_ID, ROOT, AirflowCluster
-from conftest import SAMPLE_INBOX, copy_day, fresh_database
+from conftest import SAMPLE_INBOX, copy_day, fresh_database, received_mails, running_sink
 from sqlalchemy import bindparam, create_engine, text
 
 from closeout.registry import load_registry
@@ -51,25 +48,16 @@ def redis_broker():
     client.flushdb()
 
 
-@contextmanager
-def mail_sink(start_sink, folder: Path):
-    sink = start_sink(folder)
-    try:
-        yield sink
-    finally:
-        sink.stop()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, redis_broker):
-    from closeout.mailsink import free_port, start_sink
+    from closeout.mailsink import free_port
 
     work = tmp_path_factory.mktemp("cluster")
     for day in (CLEAN_DAY, KILL_DAY):
         copy_day(SAMPLE_INBOX / day, work / "inbox", day)
     api_port = free_port()
     with (
-        mail_sink(start_sink, work / "mail") as sink,
+        running_sink(work / "mail") as sink,
         fresh_database("closeout_meta") as meta_url,
         fresh_database("closeout_store") as store_url,
     ):
@@ -107,18 +95,19 @@ def cluster(tmp_path_factory, redis_broker):
             "GX_ANALYTICS_ENABLED": "False",
         }
         deployment = AirflowCluster(work, env, api_port, WORKERS, WORKER_CONCURRENCY)
+        deployment.store = create_engine(store_url)  # the test's own reads of the reporting store
         try:
             deployment.initialise()
             deployment.start()
             deployment.ready_seconds = deployment.wait_until_ready()
             deployment.create_users()
-            deployment.store_url = store_url
             deployment.mail_dir = work / "mail"
             deployment.archive_dir = work / "archive"
             deployment.inbox_dir = work / "inbox"
             yield deployment
         finally:
             deployment.stop()
+            deployment.store.dispose()
             keep = os.environ.get("CLOSEOUT_TEST_KEEP_LOGS")
             if keep:
                 shutil.copytree(deployment.logs, keep, dirs_exist_ok=True)
@@ -201,26 +190,17 @@ def most_at_once(tis: list[dict]) -> int:
 
 
 def mails_for(cluster: AirflowCluster, report_date: str) -> list:
-    messages = [
-        BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-        for path in sorted(cluster.mail_dir.glob("*.eml"))
-    ]
     month, day = int(report_date[5:7]), int(report_date[8:10])
-    return [m for m in messages if f"{month}月{day}日" in m["Subject"]]
+    return [m for m in received_mails(cluster.mail_dir) if f"{month}月{day}日" in m["Subject"]]
 
 
 def store_rows(cluster: AirflowCluster, sql: str, **params) -> list:
-    engine = create_engine(cluster.store_url)
-    try:
-        with engine.connect() as conn:
-            statement = text(sql)
-            if any(isinstance(v, tuple) for v in params.values()):
-                statement = statement.bindparams(
-                    *(bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, tuple))
-                )
-            return conn.execute(statement, params).all()
-    finally:
-        engine.dispose()
+    statement = text(sql)
+    expanding = [bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, tuple)]
+    if expanding:
+        statement = statement.bindparams(*expanding)
+    with cluster.store.connect() as conn:
+        return conn.execute(statement, params).all()
 
 
 def assert_day_closed_once(cluster: AirflowCluster, report_date: str) -> None:
