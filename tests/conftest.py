@@ -32,6 +32,18 @@ os.environ.update(
 )
 
 
+# A test that takes one of these needs a running service; `pytest -m unit` leaves it out.
+SERVICE_FIXTURES = {"db_url", "postgres_url", "smtp_sink", "airflow_db", "e2e"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test is `unit` (no services, seconds) unless it needs a service or a browser."""
+    for item in items:
+        if item.get_closest_marker("services") or item.get_closest_marker("browser"):
+            continue
+        item.add_marker("services" if SERVICE_FIXTURES & set(item.fixturenames) else "unit")
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
@@ -132,6 +144,7 @@ def make_env(tmp_path):
             "CLOSEOUT_DB_URL": db_url,
             "CLOSEOUT_RECIPIENTS": "duty@test.invalid,office@test.invalid",
             "CLOSEOUT_SENDER": "closeout@test.invalid",
+            "CLOSEOUT_SETTLE_SECONDS": "0",  # test files are written whole; tests of settling set their own
         }
         env.update(extra)
         return env

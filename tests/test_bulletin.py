@@ -164,3 +164,23 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
 )
 def test_golden_files_are_committed(name):
     assert (GOLDEN / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ('=HYPERLINK("http://x.invalid","点击")', '\'=HYPERLINK("http://x.invalid","点击")'),
+        ("+1+2", "'+1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("-5", "-5"),  # a negative change stays a number
+        ("+3", "+3"),
+        ("12.5", "12.5"),
+        ("柯城区", "柯城区"),
+        (7, 7),
+    ],
+)
+def test_attachment_cells_cannot_become_formulas(cell, written):
+    from closeout.bulletin import inert_cell
+
+    assert inert_cell(cell) == written

@@ -141,6 +141,7 @@ def test_compose_has_the_production_services_on_the_closeout_image():
         assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
         assert "healthcheck" in services[name]
     assert services["airflow-worker"]["deploy"]["replicas"] >= 2
+    assert services["airflow-worker"]["deploy"]["resources"]["limits"]["memory"], "a runaway load can't take the host"
     assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
     assert "scripts/airflow-init.sh" in " ".join(services["airflow-init"]["command"])
     assert (
@@ -156,7 +157,11 @@ def test_every_setting_is_documented_in_env_example():
         m.group("name") or m.group("bare") for m in _VARIABLE.finditer(COMPOSE.read_text()) if m.group(0) != "$$"
     }
     in_compose -= {"HOSTNAME"}  # the container's own, escaped as $${HOSTNAME}
-    read_by_code = set(re.findall(r"\"(CLOSEOUT_[A-Z_]+)\"", (ROOT / "src" / "closeout" / "settings.py").read_text()))
+    read_by_code = {
+        name
+        for module in ("settings.py", "limits.py")
+        for name in re.findall(r"\"(CLOSEOUT_[A-Z_]+)\"", (ROOT / "src" / "closeout" / module).read_text())
+    }
     read_by_init = set(re.findall(r"\$\{?(CLOSEOUT_[A-Z_]+)", (ROOT / "scripts" / "airflow-init.sh").read_text()))
     assert read_by_code and in_compose
     assert in_compose - documented == set()
@@ -185,6 +190,7 @@ def test_the_load_pool_the_dag_uses_is_the_one_airflow_init_creates():
     assert f"airflow pools set {pool} " in (ROOT / "scripts" / "airflow-init.sh").read_text(encoding="utf-8")
 
 
+@pytest.mark.services
 def test_postgres_first_start_script_creates_the_store_database_and_role():
     """Run include/sql/docker-init/ against the machine's PostgreSQL, as the postgres image's entrypoint does."""
     from sqlalchemy import create_engine, text

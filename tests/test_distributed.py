@@ -24,6 +24,8 @@ from sqlalchemy import bindparam, create_engine, text
 from closeout.registry import load_registry
 from closeout.store import now_local
 
+pytestmark = pytest.mark.services  # a whole cluster on PostgreSQL and Redis
+
 REDIS_URL = os.environ.get("CLOSEOUT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 WORKERS = ("worker-a", "worker-b")
 WORKER_CONCURRENCY = 2  # four task slots in all ...

@@ -57,12 +57,20 @@ def test_blank_rows_total_rows_and_instructions(setup, tmp_path):
         "合计,100\n"  # a 合计 row over different metrics is dropped
         "tested,90\n"
         "填表说明：数值填当日0—24时\n"
-        "sampled,999\n",  # after the instructions: not data
+        "1. 不清楚的填不详\n",  # more instructions: text, no figures
         encoding="utf-8",
     )
     sub = parse(setup, path)
     assert sub.findings == []
     assert figures(sub) == {"sampled": 100, "tested": 90}
+
+
+def test_figures_after_the_instructions_are_a_finding_not_a_silence(setup, tmp_path):
+    path = tmp_path / "330825.csv"
+    path.write_text("metric,value\nsampled,100\n填表说明：数值填当日0—24时\ntested,90\n", encoding="utf-8")
+    sub = parse(setup, path)
+    assert [(f.rule, f.row, f.severity) for f in sub.findings] == [("data_after_instructions", 4, "hard")]
+    assert "第3行的说明之后还有数据" in sub.findings[0].line()
 
 
 def test_parts_are_kept_for_summing_and_subtotal_checking(setup, tmp_path):
@@ -136,11 +144,16 @@ def test_discover_matches_code_slug_name_and_alias(setup, tmp_path):
     assert [p.name for p in day.unmatched] == ["somewhere.csv"]
 
 
-def test_narrative_file(tmp_path):
-    path = tmp_path / "330825.md"
-    path.write_text("# 三道防线编织精密防控网\n邓威\n\n第一段。\n\n第二段。\n", encoding="utf-8")
-    item = read_narrative(path)
+def test_narrative_file():
+    item, removed = read_narrative("# 三道防线编织精密防控网\n邓威\n\n第一段。\n\n第二段。\n".encode())
     assert (item.headline, item.byline, item.paragraphs) == ("三道防线编织精密防控网", "邓威", ("第一段。", "第二段。"))
+    assert removed == []
+
+
+def test_narrative_loses_control_and_invisible_characters_and_says_which():
+    item, removed = read_narrative("# 标题\x00\n作者\u200b\n正文\u202e一段。\x85\n".encode())
+    assert (item.headline, item.byline, item.paragraphs) == ("标题", "作者", ("正文一段。",))
+    assert removed == ["U+0000", "U+200B", "U+202E", "U+0085"]
 
 
 def test_every_sample_file_loads_without_findings(setup):

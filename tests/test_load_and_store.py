@@ -359,7 +359,7 @@ def test_unquoted_thousands_separator_is_caught_not_truncated(db_url, ctx_for, t
     path.write_text("metric,value\nsampled,118,420\n", encoding="utf-8")
     outcomes, _ = close_day(ctx_for(db_url, inbox))
     (line,) = outcomes["330802"].lines
-    assert "第2行" in line and "值“118,420”" in line and line.endswith("[rule: cells_beyond_header]")
+    assert "第2行" in line and "值“118,420”" in line and line.endswith("[rule: unquoted_thousands_separator]")
 
 
 def test_unsupported_format_is_rejected_not_reported_missing(db_url, ctx_for, tmp_path):
@@ -467,3 +467,52 @@ def test_cumulative_is_derived_and_a_submitted_one_is_checked(db_url, ctx_for, t
     assert [f["unit_code"] for f in findings] == ["330803"]
     assert f"报送累计{int(yesterday) + 1}与逐日新增之和{int(yesterday + today_flow)}不符" in findings[0]["message"]
     assert statuses["330803"] == "break"
+
+
+def test_a_file_that_completes_a_truncated_one_says_so_and_how_to_correct(db_url, ctx_for, tmp_path, smtp_sink):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    path, day = folder / "330802.csv", date(2022, 3, 18)
+    whole = path.read_bytes()
+    assert whole.rstrip().endswith(b"donated_goods_kg,1240,330802,2022-03-18,")
+    path.write_bytes(whole[: whole.rindex(b"1240") + 2])  # caught mid-copy: "donated_goods_kg,12"
+    ctx = ctx_for(db_url, inbox)
+    close_day(ctx, day)
+    assert figure(ctx, "330802", "donated_goods_kg", day) == (12, "")
+    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))
+    path.write_bytes(whole)  # the complete file arrives after publication
+    outcomes, _ = close_day(ctx, day)
+    assert outcomes["330802"].status == "rejected"
+    [line] = outcomes["330802"].lines
+    assert "[rule: completes_truncated_file]" in line and "截断" in line and "备注" in line
+    assert figure(ctx, "330802", "donated_goods_kg", day) == (12, "")
+    path.write_bytes(whole.rstrip() + "原文件传输不完整，订正为完整数据\n".encode())
+    outcomes, _ = close_day(ctx, day)
+    assert outcomes["330802"].status == "loaded"
+    assert figure(ctx, "330802", "donated_goods_kg", day) == (1240, "")
+
+
+def test_a_load_that_crashes_after_the_file_arrived_never_reads_as_not_sent(db_url, ctx_for, tmp_path, monkeypatch):
+    from closeout import load
+
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    ctx = ctx_for(db_url, inbox)
+    real_commit = load._commit
+
+    def commit(ctx, sub, item):
+        if sub.unit.code == "330803":
+            raise ConnectionError("the store went away")
+        return real_commit(ctx, sub, item)
+
+    monkeypatch.setattr(load, "_commit", commit)
+    with pytest.raises(ConnectionError):
+        close_day(ctx)
+    reconcile_day(ctx, DAY)
+    statuses = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": "2022-03-19"})}
+    assert statuses["330803"] == "received"
+    text = (pipeline.render_bulletin(ctx, DAY) / "bulletin.txt").read_text(encoding="utf-8")
+    assert "衢江区数据已收到，因处理故障截至发布时未能入库" in text and "衢江区数据截至发布时未报送" not in text
+    monkeypatch.setattr(load, "_commit", real_commit)
+    outcomes, statuses = close_day(ctx)  # the retry
+    assert outcomes["330803"].status == "loaded" and statuses["330803"] == "cleared"

@@ -56,16 +56,57 @@ ROW_CASES = {
 }
 
 
-def validated(tmp_path, catalogue, registry, runner, text, name="330825.csv"):
+def completed(text: str, catalogue) -> str:
+    """The case's rows, then 不详 (reported, unknown: no check applies) for every required metric the case leaves
+    out, so that only the rule under test speaks."""
+    header = text.splitlines()[0].split(",")
+    present = {catalogue.resolve(line.split(",")[header.index("metric")]).key for line in text.splitlines()[1:]}
+    filler = [
+        ",".join(m.key if col == "metric" else "不详" if col == "value" else "" for col in header)
+        for m in catalogue.metrics
+        if m.required and m.key not in present
+    ]
+    return text + "".join(f"{line}\n" for line in filler)
+
+
+def validated(tmp_path, catalogue, registry, runner, text, name="330825.csv", complete=True):
     path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    sub = parse_submission(path, registry.get("330825"), DAY, catalogue, registry)
+    path.write_text(completed(text, catalogue) if complete else text, encoding="utf-8")
+    sub = parse_submission(path, registry.get(path.stem), DAY, catalogue, registry)
     validate_batch([sub], catalogue, runner)
     return sub
 
 
 def test_every_row_rule_has_cases():
-    assert set(ROW_CASES) == set(ROW_RULES)
+    assert set(ROW_CASES) | {"missing_metrics"} == set(ROW_RULES)
+
+
+def test_completeness_passes_when_every_required_metric_is_there_and_unknown_is_not_missing(
+    tmp_path, catalogue, registry, runner
+):
+    sub = validated(tmp_path, catalogue, registry, runner, "metric,value\nhome_observation,不详\n")
+    assert [f.line() for f in sub.findings if f.severity == "hard"] == []
+    assert {(f.rule, f.severity) for f in sub.findings} == {("value_unknown", "missing")}
+
+
+def test_completeness_fails_naming_every_missing_metric(tmp_path, catalogue, registry, runner):
+    full = completed("metric,value\nsampled,5\n", catalogue).splitlines()
+    text = "\n".join(line for line in full if not line.startswith(("volunteers,", "checkpoints,"))) + "\n"
+    text = text.replace("home_observation,不详", "home_observation,")  # blank is missing too
+    sub = validated(tmp_path, catalogue, registry, runner, text, complete=False)
+    hard = [f for f in sub.findings if f.severity == "hard"]
+    assert [(f.rule, f.stage) for f in hard] == [("missing_metrics", "validate")]
+    line = hard[0].line()
+    assert line.startswith("[拒收] 龙游县(330825) 文件 330825.csv 指标 ")
+    for label in ("居家健康观察", "防疫卡点", "志愿者"):
+        assert label in line
+    assert "共3项" in line and line.endswith("[rule: missing_metrics]")
+    assert "捐赠物资" not in line  # soft metrics are not required by default
+
+
+def test_an_optional_unit_is_not_held_to_the_full_list(tmp_path, catalogue, registry, runner):
+    sub = validated(tmp_path, catalogue, registry, runner, "metric,value\nisolation_central,327\n", "330801.csv", False)
+    assert [f.rule for f in sub.findings] == []
 
 
 @pytest.mark.parametrize("rule", sorted(ROW_CASES))
@@ -96,11 +137,11 @@ def test_negative_flow_line_quotes_the_value(tmp_path, catalogue, registry, runn
 
 def test_batch_keeps_units_apart(tmp_path, catalogue, registry, runner):
     good, bad = tmp_path / "330802.csv", tmp_path / "330803.csv"
-    good.write_text("metric,value\nsampled,5\n", encoding="utf-8")
-    bad.write_text("metric,value\nsampled,-5\n", encoding="utf-8")
+    good.write_text(completed("metric,value\nsampled,5\n", catalogue), encoding="utf-8")
+    bad.write_text(completed("metric,value\nsampled,-5\n", catalogue), encoding="utf-8")
     subs = [parse_submission(p, registry.get(p.stem), DAY, catalogue, registry) for p in (good, bad)]
     validate_batch(subs, catalogue, runner)
-    assert [f.unit_code for s in subs for f in s.findings] == ["330803"]
+    assert [f.unit_code for s in subs for f in s.findings if f.severity == "hard"] == ["330803"]
 
 
 # ---- checks.yaml rules (wide frame) ---------------------------------------------------------------------

@@ -57,3 +57,8 @@ VALUES (:report_date, :unit_code, :headline, :byline, :body, :sha256)
 ON CONFLICT (report_date, unit_code) DO UPDATE
 SET headline = excluded.headline, byline = excluded.byline, body = excluded.body, sha256 = excluded.sha256
 WHERE narrative.sha256 <> excluded.sha256;
+
+-- name: select_loaded_submission
+-- The file whose figures are stored now (at most one per unit and day).
+SELECT sha256, archived_path, received_at FROM submission
+WHERE report_date = :report_date AND unit_code = :unit_code AND status = 'loaded';

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ STATUS_LABELS = {
     "missing": "缺报",
     "absent": "无单独报送",
     "loaded": "已受理",
+    "received": "已收到未入库",
 }
 ATTACHMENT_COLUMNS = (
     "report_date",
@@ -180,6 +182,8 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
             summary.append(f"（{ln.name}数据截至发布时未报送，按缺报处理，次日补报后订正）")
         elif ln.status == "rejected":
             summary.append(f"（{ln.name}报送数据未通过校验已退回，原因见数据说明，更正后订正）")
+        elif ln.status == "received":
+            summary.append(f"（{ln.name}数据已收到，因处理故障截至发布时未能入库，入库后订正）")
 
     section_titles = {
         "cases": "一、病例情况",
@@ -247,6 +251,8 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
             notes.append(f"{ln.name}数据截至发布时未报送，按缺报处理，表中以“—”表示，次日补报后订正。")
         if ln.status == "absent":
             notes.append(f"{ln.name}本日无单独报送，合计为各县（市、区）之和。")
+        if ln.status == "received":
+            notes.append(f"{ln.name}数据已收到，因处理故障截至发布时未能入库，表中以“—”表示，入库后订正。")
     findings = store.rows("select_findings", {"report_date": day})
     order = {"hard": 0, "missing": 1, "soft": 2}
     for f in sorted(findings, key=lambda f: (order[f["severity"]], f["unit_code"], f["row_no"] or 0)):
@@ -304,6 +310,17 @@ def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, 
     return rows
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+
+def inert_cell(value: object) -> object:
+    """A spreadsheet cell that cannot run: text starting like a formula gets a leading ' (numbers stay numbers)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 @dataclass(frozen=True)
 class Rendered:
     html: str
@@ -331,7 +348,7 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ATTACHMENT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(bulletin.attachment_rows)
+    writer.writerows({key: inert_cell(value) for key, value in row.items()} for row in bulletin.attachment_rows)
     return Rendered(html, text, buffer.getvalue().encode("utf-8-sig"))
 
 

@@ -24,6 +24,7 @@ class Metric:
     section: str
     aliases: tuple[str, ...] = ()
     derived_from: str | None = None  # for kind C: the flow it accumulates
+    required: bool = False  # every unit must report it each day (缺项 otherwise); default: hard and not derived
 
     @property
     def display(self) -> str:
@@ -129,6 +130,7 @@ def load_catalogue(metrics_path: Path, checks_path: Path) -> Catalogue:
             section=m["section"],
             aliases=tuple(m.get("aliases", ())),
             derived_from=m.get("derived_from"),
+            required=m.get("required", m["severity"] == "hard" and m["kind"] != "C"),
         )
         for m in raw["metrics"]
     ]

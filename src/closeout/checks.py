@@ -26,6 +26,7 @@ ROW_RULES = {
     "unit_code_mismatch": "文件内单位代码与文件名所指单位不符",
     "report_date_mismatch": "文件内日期与报送目录日期不符",
     "subtotal_mismatch": "合计/小计行与分项之和不符",
+    "missing_metrics": "缺项：必报指标未报送或空着（不详不算缺项）",
 }
 
 
@@ -108,6 +109,15 @@ def row_expectations(gx) -> list:
             ignore_row_if="either_value_is_missing",
             meta={"rule": "subtotal_mismatch"},
         ),
+    ]
+
+
+def completeness_expectations(gx) -> list:
+    """One row per (unit, required metric): it must have been reported."""
+    return [
+        gx.expectations.ExpectColumnValuesToBeInSet(
+            column="reported", value_set=[True], meta={"rule": "missing_metrics"}
+        )
     ]
 
 

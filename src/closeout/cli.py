@@ -39,9 +39,30 @@ def forget_delivery(ctx: Context, day: date) -> int:
     return 0
 
 
+def contract(ctx: Context, check: bool) -> int:
+    """Rewrite the generated parts of docs/submission-format.md (or, with --check, fail if they are stale)."""
+    from closeout.contract import generated_blocks, render_document
+    from closeout.limits import Limits
+
+    path = ctx.settings.include_dir.parent / "docs" / "submission-format.md"
+    text = path.read_text(encoding="utf-8")
+    fresh = render_document(text, generated_blocks(ctx.catalogue, Limits()))
+    if fresh == text:
+        print(f"{path.name}: up to date")
+        return 0
+    if check:
+        print(f"{path.name}: stale; run `closeout contract`")
+        return 1
+    path.write_text(fresh, encoding="utf-8")
+    print(f"{path.name}: rewritten")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="closeout", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    contract_command = commands.add_parser("contract", help="regenerate docs/submission-format.md's tables")
+    contract_command.add_argument("--check", action="store_true", help="fail if the document is stale")
     for name, helptext in (
         ("status", "a day's unit statuses, blocking problems and email"),
         ("forget-delivery", "after checking the mailbox: allow the day's bulletin to be sent again"),
@@ -50,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     args = parser.parse_args(argv)
     ctx = Context.from_env()
+    if args.command == "contract":
+        return contract(ctx, args.check)
     handler = {"status": status, "forget-delivery": forget_delivery}[args.command]
     return handler(ctx, args.report_date)
 

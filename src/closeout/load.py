@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
-from closeout.archive import ArchivedFile, archive_file, quarantine_file
+from closeout.archive import ArchivedFile, quarantine_file, take_file
 from closeout.context import Context
 from closeout.findings import Finding, blocking
 from closeout.ingest import Submission, discover, parse_submission, read_narrative
 from closeout.numbers import render_value
+from closeout.readers import FileRefused, FileStillChanging, settled
 from closeout.registry import Unit
 from closeout.store import now_local
 from closeout.validate import collapse, validate_batch
@@ -39,7 +41,13 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
         if not files:
             outcomes[code] = _no_file(ctx, report_date, unit)
             continue
-        archived = [archive_file(f, ctx.settings.archive_dir, report_date, code) for f in files]
+        archived = [_take(ctx, f, report_date, code) for f in files]
+        if unit_status.get(code) in (None, "missing"):  # so a load that then crashes never reads as 未报送
+            with store.transaction() as conn:
+                names = "、".join(a.name for a in archived)
+                store.set_unit_day(
+                    conn, day, code, "received", f"已收到 {names}（{archived[0].received_at[:16]}），尚未入库"
+                )
         if len(archived) > 1:
             names = "、".join(a.source.name for a in archived)
             finding = Finding(
@@ -63,7 +71,7 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
             continue
         # Anything else is judged afresh: a superseded file sent back wins again, and a rejection that
         # depended on the day's state (two files, a correction without a note) is not remembered per file.
-        pending.append((parse_submission(item.source, unit, report_date, ctx.catalogue, registry), item))
+        pending.append((_judge(ctx, item, unit, report_date), item))
     if pending:
         from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
 
@@ -74,6 +82,27 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
         if code in inbox.narratives:
             _load_narrative(ctx, report_date, registry.get(code), inbox.narratives[code])
     return [outcomes[code] for code in codes]
+
+
+def _take(ctx: Context, path, report_date: date, code: str) -> ArchivedFile:
+    """Wait for a file still being copied to settle, then read and archive it once."""
+    settings = ctx.settings
+    if not settled(path, settings.settle_seconds, settings.settle_timeout):
+        raise FileStillChanging(
+            f"{path.name} is still changing after {settings.settle_timeout:.0f}s (being copied?); retry later"
+        )
+    return take_file(path, settings.archive_dir, report_date, code, settings.limits)
+
+
+def _judge(ctx: Context, item: ArchivedFile, unit: Unit, report_date: date) -> Submission:
+    if item.refusal is not None:
+        refused = item.refusal
+        sub = Submission(unit, item.source, report_date)
+        sub.finding("hard", refused.rule, refused.message, row=refused.row, value=refused.value)
+        return sub
+    return parse_submission(
+        item.source, unit, report_date, ctx.catalogue, ctx.registry, data=item.data, limits=ctx.settings.limits
+    )
 
 
 def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
@@ -91,24 +120,23 @@ def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
 
 
 def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
-    item = archive_file(path, ctx.settings.archive_dir, report_date, unit.code)
+    item = _take(ctx, path, report_date, unit.code)
     day, findings = report_date.isoformat(), []
+
+    def note(rule: str, message: str) -> None:
+        findings.append(Finding(report_date, unit.code, unit.name, "soft", "narrative", rule, message, file=item.name))
+
+    narrative = None
     try:
-        narrative = read_narrative(path)
-    except Exception as exc:  # a narrative is optional: say why it is left out, never stop the day
-        narrative = None
-        findings.append(
-            Finding(
-                report_date,
-                unit.code,
-                unit.name,
-                "soft",
-                "narrative",
-                "narrative_unreadable",
-                f"文字稿无法读取（{type(exc).__name__}），本日不刊登；请存为 UTF-8 或 GBK 文本",
-                file=path.name,
-            )
-        )
+        if item.refusal is not None:
+            raise item.refusal
+        narrative, removed = read_narrative(item.data, ctx.settings.limits)
+        if removed:
+            note("invisible_characters", f"文字稿中的不可见字符或控制字符（{'、'.join(removed)}）已删除后刊登；请核对")
+    except FileRefused as refused:  # a narrative is optional: say why it is left out, never stop the day
+        note(refused.rule, f"文字稿本日不刊登：{refused.message}")
+    except Exception as exc:
+        note("narrative_unreadable", f"文字稿无法读取（{type(exc).__name__}），本日不刊登；请存为 UTF-8 或 GBK 文本")
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "delete_findings", {"report_date": day, "unit_code": unit.code, "stage": "narrative"})
         ctx.store.run(conn, "insert_finding", [f.as_record() for f in findings])
@@ -136,8 +164,20 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         current = {r.metric: r for r in store.run(conn, "select_unit_figures", key)}
         changes = _changes(current, {f.metric: f for f in figures})
         if published and not blocking(sub.findings):
-            for metric, _, new in changes:  # a published figure changes only with a stated reason
-                if new is None or not new.note:
+            unexplained = [(metric, new) for metric, _, new in changes if new is None or not new.note]
+            cut_off = _completed_truncation(store, conn, key, item) if unexplained else None
+            for metric, new in unexplained:  # a published figure changes only with a stated reason
+                if cut_off:
+                    sub.finding(
+                        "hard",
+                        "completes_truncated_file",
+                        f"本文件是 {cut_off} 收到的文件的完整版：那个文件在传输中被截断（只收到了前一部分），"
+                        "已按不完整的数发布。请在本行“备注”列写明“原文件传输不完整，订正为完整数据”后重报",
+                        metric=ctx.catalogue.by_key[metric].display,
+                        value=_shown(new),
+                        stage="validate",
+                    )
+                else:
                     sub.finding(
                         "hard",
                         "correction_without_note",
@@ -198,6 +238,20 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         quarantine_file(item, ctx.settings.quarantine_dir, sub.report_date, code, lines)
         return UnitOutcome(code, sub.unit.name, "rejected", lines)
     return UnitOutcome(code, sub.unit.name, "loaded")
+
+
+def _completed_truncation(store, conn, key: dict, item: ArchivedFile) -> str | None:
+    """When the file now loaded was a cut-off beginning of this one, its arrival time; else None."""
+    if item.data is None:
+        return None
+    for row in store.run(conn, "select_loaded_submission", key).mappings():
+        try:
+            earlier = Path(row["archived_path"]).read_bytes()
+        except OSError:
+            return None
+        if earlier and len(earlier) < len(item.data) and item.data.startswith(earlier.rstrip(b"\r\n")):
+            return row["received_at"][11:16]
+    return None
 
 
 def _revision(key: dict, item: ArchivedFile, kind: str, recorded_at: str, metric: str = "", old=None, new=None) -> dict:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 
 from closeout.catalogue import Catalogue, Metric
 
@@ -37,7 +37,12 @@ RULE_TEXT = {
     "approximation_in_hard_metric": "硬性指标须为确数，不接受约数",
     "unit_word_without_number": "只有单位没有数字（不按0处理）",
     "unit_mismatch": "计量单位与指标不符",
+    "value_too_large": "数值过大，超出可精确保存的范围",
+    "float_noise": "小数位过多，是表格计算留下的浮点误差（如 3375.0000000000005）：请把单元格设为整数或用 ROUND 取整后重报",
+    "date_formatted_value": "数值单元格被设成了日期/时间格式：请把单元格格式改为“常规”或“数值”后重报",
 }
+MAX_DIGITS = 20  # a longer digit string is refused before any arithmetic: no figure has that many
+MAX_DECIMALS = 6  # spreadsheet float residue (3375.0000000000005) has more
 
 
 class ValueProblem(ValueError):
@@ -51,7 +56,7 @@ class ValueProblem(ValueError):
 
 @dataclass(frozen=True)
 class ParsedValue:
-    value: float | None  # None: missing ("blank") or unknown ("unknown"), never silently 0
+    value: int | float | None  # int when whole (exact); None: missing ("blank") or unknown ("unknown"), never 0
     qualifier: str = ""  # 约/近/… (before the number) or 余/多/… (after it); soft metrics only
     missing: str = ""  # "", "blank" or "unknown"
 
@@ -61,23 +66,30 @@ def clean_text(raw: object) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
-def parse_value(raw: object, metric: Metric, catalogue: Catalogue) -> ParsedValue:
+def parse_value(raw: object, metric: Metric, catalogue: Catalogue, max_value: int = 10**12) -> ParsedValue:
+    """The figure exactly as written: whole numbers as int, never through a float; or a ValueProblem."""
     if raw is None or (isinstance(raw, float) and raw != raw):
         return ParsedValue(None, missing="blank")
     if isinstance(raw, bool):
         raise ValueProblem("not_a_number")
-    if isinstance(raw, int | float):  # Excel cells that hold real numbers
-        return ParsedValue(float(raw))
+    if isinstance(raw, datetime | date | time | timedelta):
+        raise ValueProblem("date_formatted_value", f"{RULE_TEXT['date_formatted_value']}（读出来是“{raw}”）")
+    if isinstance(raw, Decimal | int):  # spreadsheet number cells, read from their stored text
+        return ParsedValue(exact(Decimal(raw), max_value))
+    if isinstance(raw, float):
+        return ParsedValue(exact(Decimal(repr(raw)), max_value))
     text = clean_text(raw)
     if text == "":
         return ParsedValue(None, missing="blank")
     if text.lower() in UNKNOWN_WORDS:
         return ParsedValue(None, missing="unknown")
     if text in ZERO_WORDS:
-        return ParsedValue(0.0)
+        return ParsedValue(0)
     match = GRAMMAR.match(text)
     if match is None:
         raise _why_not(text, catalogue)
+    if sum(ch.isdigit() for ch in match["num"]) > MAX_DIGITS:
+        raise ValueProblem("value_too_large", f"数字有 {sum(ch.isdigit() for ch in match['num'])} 位，不是一个日报数字")
     unit_word = match["unit"]
     factor = Decimal(1)
     if unit_word:
@@ -91,7 +103,21 @@ def parse_value(raw: object, metric: Metric, catalogue: Catalogue) -> ParsedValu
     if qualifier and metric.severity == "hard":
         raise ValueProblem("approximation_in_hard_metric")
     number = Decimal(match["num"].replace(",", "")) * MAGNITUDES.get(match["mag"] or "", Decimal(1)) * factor
-    return ParsedValue(float(number), qualifier=qualifier)
+    return ParsedValue(exact(number, max_value), qualifier=qualifier)
+
+
+def exact(number: Decimal, max_value: int) -> int | float:
+    """A whole number as int; a fraction only if a float holds it exactly as written; else a ValueProblem."""
+    try:
+        if not number.is_finite() or abs(number) > max_value:
+            raise ValueProblem("value_too_large", f"{RULE_TEXT['value_too_large']}（上限 {max_value}）")
+        if number == number.to_integral_value():
+            return int(number)
+    except InvalidOperation:
+        raise ValueProblem("value_too_large") from None
+    if -number.normalize().as_tuple().exponent > MAX_DECIMALS or Decimal(repr(float(number))) != number:
+        raise ValueProblem("float_noise")
+    return float(number)
 
 
 def _why_not(text: str, catalogue: Catalogue) -> ValueProblem:
@@ -104,11 +130,11 @@ def _why_not(text: str, catalogue: Catalogue) -> ValueProblem:
     return ValueProblem("not_a_number")
 
 
-def render_value(value: float | None, qualifier: str = "") -> str:
-    """Render a figure back the way it was reported: 600余, 约38万 stays 约380000."""
+def render_value(value: int | float | None, qualifier: str = "") -> str:
+    """Render a figure back the way it was reported, every digit: 600余, 约38万 stays 约380000, 0.75 stays 0.75."""
     if value is None:
         return "—"
-    number = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".rstrip("0").rstrip(".")
+    number = str(int(value)) if float(value).is_integer() else format(Decimal(repr(float(value))).normalize(), "f")
     if qualifier in PREFIX_QUALIFIERS:
         return qualifier + number
     return number + qualifier

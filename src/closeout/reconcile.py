@@ -7,11 +7,12 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from closeout.archive import archive_file, quarantine_file
+from closeout.archive import quarantine_file, take_file
 from closeout.checks import GxRunner, run_checks
 from closeout.context import Context
 from closeout.findings import Finding
 from closeout.ingest import discover
+from closeout.textclean import printable_name
 
 HISTORY_DAYS = 7
 
@@ -146,7 +147,7 @@ def quarantine_unmatched(ctx: Context, report_date: date) -> list[Finding]:
     findings = []
     region = ctx.registry.region_code
     for path in discover(ctx.settings.inbox, report_date, ctx.registry).unmatched:
-        item = archive_file(path, ctx.settings.archive_dir, report_date, "unmatched")
+        item = take_file(path, ctx.settings.archive_dir, report_date, "unmatched", ctx.settings.limits)
         finding = Finding(
             report_date,
             region,
@@ -155,7 +156,7 @@ def quarantine_unmatched(ctx: Context, report_date: date) -> list[Finding]:
             "load",
             "unknown_unit",
             "文件名无法对应名录中的任何单位（应为单位代码、拼音或中文名，扩展名 .csv/.xlsx/.md）",
-            file=path.name,
+            file=printable_name(path.name),
         )
         quarantine_file(item, ctx.settings.quarantine_dir, report_date, "unmatched", [finding.line()])
         findings.append(finding)
@@ -183,8 +184,8 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
         for unit in ctx.registry.all_units:
             breaks = [f for f in findings if f.unit_code == unit.code and f.severity == "hard"]
             before = loaded_status.get(unit.code)
-            if before == "rejected":
-                status, detail = "rejected", ""
+            if before in ("rejected", "received"):  # received: its load failed and will be retried
+                status, detail = before, ""
             elif unit.code in figures.reporting_today():
                 status, detail = ("break", breaks[0].line()) if breaks else ("cleared", "")
             else:

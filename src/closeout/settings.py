@@ -9,6 +9,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from closeout.limits import Limits
+
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CUTOFF = "21:00"
@@ -25,6 +27,9 @@ class Settings:
     include_dir: Path  # CLOSEOUT_INCLUDE: sql/, templates/, registry/, catalogue/, rules/
     registry_path: Path  # CLOSEOUT_REGISTRY
     cutoff: str  # CLOSEOUT_CUTOFF: HH:MM Asia/Shanghai
+    limits: Limits = Limits()  # CLOSEOUT_MAX_*: how much work one county file may cause (closeout.limits)
+    settle_seconds: float = 5.0  # CLOSEOUT_SETTLE_SECONDS: a file is judged once unchanged this long
+    settle_timeout: float = 120.0  # CLOSEOUT_SETTLE_TIMEOUT: still changing after this: the load retries later
 
     @property
     def archive_dir(self) -> Path:
@@ -60,7 +65,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         include_dir=include,
         registry_path=Path(env.get("CLOSEOUT_REGISTRY", include / "registry" / "quzhou.yaml")),
         cutoff=cutoff_from_env(env),
+        limits=Limits.from_env(env),
+        settle_seconds=_seconds(env, "CLOSEOUT_SETTLE_SECONDS", 5.0),
+        settle_timeout=_seconds(env, "CLOSEOUT_SETTLE_TIMEOUT", 120.0),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {raw!r}")
+    return value
 
 
 def cutoff_from_env(env: Mapping[str, str] | None = None) -> str:

@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from closeout.catalogue import Catalogue
-from closeout.checks import ROW_RULES, GxRunner, row_expectations, run_checks
-from closeout.ingest import TOTAL_WORDS, Submission
+from closeout.checks import ROW_RULES, GxRunner, completeness_expectations, row_expectations, run_checks
+from closeout.findings import blocking
+from closeout.ingest import Submission
 from closeout.numbers import render_value
 
 
@@ -17,7 +18,7 @@ class Figure:
     """One unit's figure for the day after parts are summed: what the store keeps."""
 
     metric: str
-    value: float
+    value: int | float  # int when whole: exactly what the county wrote
     qualifier: str = ""
     note: str = ""
     source_rows: str = ""  # spreadsheet rows it came from, e.g. "5" or "5,6,7"
@@ -43,7 +44,7 @@ def long_frame(submissions: list[Submission], catalogue: Catalogue) -> pd.DataFr
                     "declared_unit": r.declared_unit or None,
                     "declared_date": r.declared_date or None,
                     "report_date": sub.report_date.isoformat(),
-                    "is_subtotal": r.part in TOTAL_WORDS,
+                    "is_subtotal": r.is_total,
                 }
             )
     frame = pd.DataFrame.from_records(
@@ -105,6 +106,7 @@ def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: 
                     value=r.raw,
                     stage="validate",
                 )
+    _check_completeness(submissions, catalogue, runner)
     same_day = [c for c in catalogue.checks if c.stage == "validate"]
     wide = pd.DataFrame.from_dict(
         {sub.unit.code: {f.metric: f.value for f in collapse(sub)} for sub in submissions},
@@ -118,11 +120,43 @@ def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: 
         sub.findings.append(replace(finding, file=sub.path.name))
 
 
+def _check_completeness(submissions: list[Submission], catalogue: Catalogue, runner: GxRunner) -> None:
+    """缺项: every required metric must be reported; "不详" counts as reported (unknown is not missing).
+
+    A metric already named by another finding of the file (a value that could not be read) is not listed
+    again, and a file that could not be read at all gets no 缺项 line on top of its refusal."""
+    required = [m for m in catalogue.metrics if m.required]
+    records = []
+    for sub in submissions:
+        if not sub.unit.required or (not sub.rows and blocking(sub.findings)):
+            continue  # an optional unit (市本级) reports only what it runs
+        reported = {r.metric for r in sub.rows if r.value is not None or r.missing == "unknown"}
+        named = {f.metric.split("(")[0] for f in blocking(sub.findings) if f.metric}
+        for metric in required:
+            if metric.key not in named:
+                records.append({"unit_code": sub.unit.code, "metric": metric.key, "reported": metric.key in reported})
+    frame = pd.DataFrame.from_records(records, columns=["unit_code", "metric", "reported"])
+    missing: dict[str, list[str]] = {}
+    for failure in runner.failures(frame, completeness_expectations(runner.gx)):
+        for index in failure.indices:
+            missing.setdefault(frame.iloc[index]["unit_code"], []).append(frame.iloc[index]["metric"])
+    by_unit = {sub.unit.code: sub for sub in submissions}
+    for code, keys in missing.items():
+        labels = "、".join(catalogue.by_key[k].label for k in keys)
+        by_unit[code].finding(
+            "hard",
+            "missing_metrics",
+            f"缺项：未报送{labels}（共{len(keys)}项）；没有发生的填 0，不清楚的填“不详”，不要空着或删去该行",
+            metric=",".join(keys),
+            stage="validate",
+        )
+
+
 def collapse(sub: Submission) -> list[Figure]:
     """Sum parts per metric (subtotal rows were checked, not added), in catalogue order of first row."""
     merged: dict[str, list] = {}
     for r in sub.rows:
-        if r.value is None or r.part in TOTAL_WORDS:
+        if r.value is None or r.is_total:
             continue
         merged.setdefault(r.metric, []).append(r)
     figures = []
