@@ -9,6 +9,7 @@ VENV_BIN := $(CURDIR)/.venv/bin
 DATA := $(CURDIR)/data
 DEMO_FIRST := 2022-03-13
 DEMO_LAST := 2022-03-19
+HARD_DAY := 2022-03-20
 DEMO_SMTP_PORT ?= 8025
 
 # The embedded default: SQLite and files under data/, a local SMTP sink that keeps .eml files.
@@ -16,12 +17,13 @@ DEMO_ENV := AIRFLOW_HOME=$(DATA)/airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	CLOSEOUT_INBOX=$(CURDIR)/sample/inbox \
+	CLOSEOUT_INBOX=$(DATA)/inbox \
 	CLOSEOUT_DATA=$(DATA) \
 	CLOSEOUT_RECIPIENTS=ops-duty@quzhou.closeout.invalid,city-office@quzhou.closeout.invalid \
+	CLOSEOUT_OPS_EMAIL=ops-duty@quzhou.closeout.invalid \
 	AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:$(DEMO_SMTP_PORT)?disable_ssl=true&disable_tls=true&from_email=closeout%40quzhou.closeout.invalid'
 
-.PHONY: help install demo test lint clean-demo
+.PHONY: help install demo airflow test lint clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -30,8 +32,8 @@ install: ## build .venv from uv.lock (Python 3.11) with the project installed ed
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --python 3.11
 
-demo: install ## close out the sample week 2022-03-13..19: bulletins in data/outbox/, sent mails in data/mail/
-	@mkdir -p $(DATA)
+demo: install ## close out the sample week 2022-03-13..19, then play the hard day 2022-03-20 (receipts, reminders, 缺报, 补报)
+	@mkdir -p $(DATA)/inbox && cp -rn $(CURDIR)/sample/inbox/. $(DATA)/inbox/
 	$(DEMO_ENV) $(VENV_BIN)/airflow db migrate > $(DATA)/airflow-db-migrate.log
 	@$(VENV_BIN)/python -m closeout.mailsink --dir $(DATA)/mail --port $(DEMO_SMTP_PORT) & sink=$$!; \
 	trap 'kill $$sink 2>/dev/null' EXIT; sleep 1; \
@@ -42,8 +44,26 @@ demo: install ## close out the sample week 2022-03-13..19: bulletins in data/out
 		$(DEMO_ENV) $(VENV_BIN)/closeout status $$day || status=1; \
 		day=$$(date -d "$$day + 1 day" +%F); \
 	done; \
-	echo; echo "Bulletins: $(DATA)/outbox/<date>/bulletin.html  Mails: $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
+	echo; echo "== the hard day $(HARD_DAY): files arrive over the afternoon"; \
+	mkdir -p $(DATA)/inbox/$(HARD_DAY); \
+	for at in 15:00 17:30 19:00 20:30; do \
+		step=$(CURDIR)/sample/afternoon/$(HARD_DAY)/$${at/:/-}; \
+		[[ -d $$step ]] && cp -f $$step/* $(DATA)/inbox/$(HARD_DAY)/ && echo "   $$at files arrive: $$(ls $$step | tr '\n' ' ')"; \
+		echo "   $$at closeout_intake (judge, receipts, reminders)"; \
+		$(DEMO_ENV) $(VENV_BIN)/airflow dags test closeout_intake $(HARD_DAY)T$$at:00+08:00 >> $(DATA)/dags-test-$(HARD_DAY)-intake.log 2>&1 || status=1; \
+	done; \
+	echo "   21:00 daily_closeout (开化县 has sent nothing: 缺报, its task and the run stay red)"; \
+	$(DEMO_ENV) $(VENV_BIN)/airflow dags test daily_closeout $(HARD_DAY) > $(DATA)/dags-test-$(HARD_DAY).log 2>&1; \
+	cp -f $(CURDIR)/sample/afternoon/$(HARD_DAY)/22-00/* $(DATA)/inbox/$(HARD_DAY)/; \
+	echo "   22:00 开化县's file arrives late; closeout_intake judges it, daily_closeout is run again (补报, not resent)"; \
+	$(DEMO_ENV) $(VENV_BIN)/airflow dags test closeout_intake $(HARD_DAY)T22:00:00+08:00 >> $(DATA)/dags-test-$(HARD_DAY)-intake.log 2>&1 || status=1; \
+	$(DEMO_ENV) $(VENV_BIN)/airflow dags test daily_closeout $(HARD_DAY) >> $(DATA)/dags-test-$(HARD_DAY).log 2>&1 || status=1; \
+	$(DEMO_ENV) $(VENV_BIN)/closeout status $(HARD_DAY) || status=1; \
+	echo; echo "Bulletins: $(DATA)/outbox/<date>/bulletin.html  Mails (bulletins, receipts, reminders, alerts): $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
 	exit $$status
+
+airflow: install ## the whole stack locally (UI on :8080, LocalExecutor, mail sink, sample inbox); Ctrl-C stops it
+	bash scripts/local-stack.sh
 
 test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth, database test)
 	$(VENV_BIN)/pytest

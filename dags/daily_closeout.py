@@ -1,33 +1,35 @@
 """
-### 每日清结 · daily_closeout — runbook
+### 每日清结 · daily_closeout — 运行手册 runbook
 
-One run closes out one **report date**: the logical date's local day in Asia/Shanghai
-(`airflow dags test daily_closeout 2022-03-19` closes out 2022-03-19). It runs daily at the cutoff
-(`CLOSEOUT_CUTOFF`, default 21:00 Asia/Shanghai). Re-running any task is safe.
+一次运行结清一个 **统计日期**：表单里填的 `report_date`，不填则为运行逻辑日期所在的北京日期
+（`airflow dags test daily_closeout 2022-03-19` 结清 2022-03-19）。每天在截止时间（`CLOSEOUT_CUTOFF`，默认 21:00
+北京时间）自动运行；任何任务都可以放心重跑。白天文件一到就由 `closeout_intake` 校验并发回执；本运行对截止时
+收件目录里的全部文件重新判定，没判过的也会补发回执，所以当天结清从不依赖收件运行过。
+One run closes out one **report date** (the form's `report_date`, else the logical date's local day in
+Asia/Shanghai). It runs daily at the cutoff; every task is safe to re-run. Failures mail `CLOSEOUT_OPS_EMAIL`.
 
-| task | what it does | when it fails |
+| 任务 task | 做什么 what it does | 失败时怎么办 when it fails |
 |---|---|---|
-| `plan_unit_groups` 规划分组 | reads the unit registry, makes sure the store's tables exist, returns the load groups | registry or database unreachable: fix `CLOSEOUT_REGISTRY` / `CLOSEOUT_DB_URL`, then Clear the task |
-| `load_unit_group` 县级数据入库 (one per group, labelled with the units' names, in the pool `closeout_unit_loads`) | waits until each file has stopped changing (`CLOSEOUT_SETTLE_SECONDS`), reads it once (never through a link, within the limits of `docs/submission-format.md` §11), archives those bytes with their SHA-256, parses, validates with Great Expectations (including 缺项), loads in one transaction | **缺报** (no file by the cutoff) or **拒收** (file rejected): the log and the bulletin's data notes say which unit, file, row, metric, value and rule. Ask the county for a corrected file, drop it into `$CLOSEOUT_INBOX/<date>/`, then **Clear** this mapped task — loading is idempotent. The rejected file stays in `$CLOSEOUT_ARCHIVE/quarantine/<date>/<unit>/` beside its `.reasons.txt`. A file still being copied after `CLOSEOUT_SETTLE_TIMEOUT`, or a store outage, fails the try and it retries by itself; the unit reads **已收到未入库** meanwhile, never 未报送. |
-| `reconcile_day` 对账核验 | checks stocks against yesterday's close-out, derives cumulative figures, runs soft checks, sets each unit's status (已结清 / 未结清 / 拒收 / 缺报) | runs even when loads failed; a failure here is infrastructure: Clear it |
-| `render_bulletin` 生成日报 | writes `bulletin.html`, `bulletin.txt` and the CSV attachment to `$CLOSEOUT_OUTBOX/<date>/` | template or disk problem: fix, Clear |
-| `email_bulletin` 发送日报 | emails the bulletin to `CLOSEOUT_RECIPIENTS` through the `smtp_default` connection, at most once per report date | SMTP refused: retries by itself. "上次发送未确认" means an earlier try may have sent: check the mailbox; if nothing arrived run `closeout forget-delivery <date>`, then Clear |
+| `plan_unit_groups` 规划分组 | 读单位名录，确认库表存在，返回入库分组 / reads the registry, returns the load groups | 名录或数据库不通：改正 `CLOSEOUT_REGISTRY` / `CLOSEOUT_DB_URL` 后 Clear 本任务 |
+| `load_unit_group` 县级数据入库（每组一个，按单位名标注，池 `closeout_unit_loads`） | 等文件写完（`CLOSEOUT_SETTLE_SECONDS`），只读一次（不跟随链接，不超出 `docs/submission-format.md` 第11节的上限），按 SHA-256 归档，解析，用 Great Expectations 校验（含缺项），一个事务入库 | **缺报**（截止时没有文件）或 **拒收**（文件被退回）：日志与回执逐行写明单位、文件、行、指标、数值、规则。请县里改好文件放入 `$CLOSEOUT_INBOX/<日期>/`，再 **Clear** 该县的任务（入库幂等）。被退回的文件保存在 `$CLOSEOUT_ARCHIVE/quarantine/<日期>/<单位>/`，旁有 `.reasons.txt`。文件一直在写、或库不通：本次失败并自动重试，期间该单位显示 **已收到未入库**，不会显示未报送 |
+| `send_receipts` 发送回执 | 每个判定过、尚未发回执的文件发一封回执给单位联系人 / one receipt per judged file not yet receipted | SMTP 拒收自动重试；不影响日报发送 |
+| `reconcile_day` 对账核验 | 与前一日结清数核对存量，推算累计数，运行提示性规则，定每个单位状态（已结清 / 未结清 / 拒收 / 缺报 / 已标记缺报） | 即使有县入库失败也会运行；本任务失败是基础设施问题：Clear |
+| `render_bulletin` 生成日报 | 写 `bulletin.html`、`bulletin.txt` 和 CSV 附件到 `$CLOSEOUT_OUTBOX/<日期>/` | 模板或磁盘问题：改正后 Clear |
+| `email_bulletin` 发送日报 | 经 `smtp_default` 连接发给 `CLOSEOUT_RECIPIENTS`，每个统计日期至多一次 | SMTP 拒收会自动重试。“上次发送未确认”表示之前那次可能已发出：先查收件箱；确认没收到再执行 `closeout forget-delivery <日期>`，然后 Clear |
+| `confirm_closeout` 结清确认 | 日报发出后，只要还有县 缺报 / 拒收 / 未结清（且未标记缺报）就失败，让这次运行保持红色直到真正结清 | 按上面处理各县；各县任务 Clear 通过后运行变绿。某县当天确实不报：用 `closeout_mark_absent` 标记缺报 |
 
-| `confirm_closeout` 结清确认 | fails, after the bulletin has gone out, while any county is 缺报 / 拒收 / 未结清, so the run stays red until the day is truly closed | fix the county as above; the run turns green once its tasks are cleared and pass |
-
-After a county's late or corrected file is loaded, Clear `reconcile_day` and `render_bulletin` with their
-downstream to refresh the figures; an already sent bulletin is **not** sent again — a correction after
-publication is announced in the next day's data notes ("3月18日柯城区新增集中隔离由120人订正为126人，原因：…").
+某县迟交或更正的文件入库后，Clear `reconcile_day` 和 `render_bulletin` 及其下游即可刷新数字；已发出的日报
+**不会** 重发——发布后的更正在次日日报的数据说明中公布（“3月18日柯城区新增集中隔离由120人订正为126人，原因：…”）。
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from closeout.airflow_glue import alert_ops_on_failure
 from closeout.settings import cutoff_from_env
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
@@ -37,22 +39,44 @@ LOAD_POOL = "closeout_unit_loads"
 
 
 def _context_and_date(logical_date):
-    """The report date: the logical date's local day; a run triggered without one uses its run_after."""
+    """The report date: the form's report_date if given, else the logical date's local day (a run triggered
+    without a logical date uses its run_after)."""
+    from datetime import date
+
     from closeout.context import Context
     from closeout.settings import report_date_for
 
-    return Context.from_env(), report_date_for(logical_date, get_current_context()["dag_run"].run_after)
+    context = get_current_context()
+    chosen = (context.get("params") or {}).get("report_date")
+    if chosen:
+        return Context.from_env(), date.fromisoformat(str(chosen))
+    return Context.from_env(), report_date_for(logical_date, context["dag_run"].run_after)
 
 
 @dag(
     dag_id="daily_closeout",
     description="当天工作日清日结：收集、校验、对账、发布各县（市、区）日报",
+    # No start date: a new deployment waits for the next cutoff instead of closing out yesterday at once.
     schedule=CronTriggerTimetable(f"{int(CUTOFF_MINUTE)} {int(CUTOFF_HOUR)} * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2022, 3, 13, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     tags=["closeout", "日清日结"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "owner": "closeout-ops"},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "owner": "closeout-ops",
+        "on_failure_callback": alert_ops_on_failure,
+        "on_retry_callback": alert_ops_on_failure,
+    },
+    params={
+        "report_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="统计日期 report date",
+            description="要结清的统计日期（北京时间）；不填则按运行的逻辑日期 / leave empty for the logical date's local day",
+        )
+    },
     doc_md=__doc__,
 )
 def daily_closeout():
@@ -82,6 +106,20 @@ def daily_closeout():
             )
         return [{"unit_code": o.unit_code, "status": o.status} for o in outcomes]
 
+    @task(task_display_name="发送回执 send_receipts", trigger_rule="all_done")
+    def send_receipts(logical_date=None) -> int:
+        from closeout.airflow_glue import smtp
+        from closeout.notices import receipts_due, send_notices
+
+        ctx, report_date = _context_and_date(logical_date)
+        due = receipts_due(ctx, report_date)
+        if not due:
+            return 0
+        sender, connect = smtp(ctx.settings.sender)
+        for notice in send_notices(ctx, due, sender, connect):
+            print(f"回执 {notice.unit_code} {notice.key[:12]} → {', '.join(notice.recipients)}: {notice.subject}")
+        return len(due)
+
     @task(task_display_name="对账核验 reconcile_day", trigger_rule="all_done")
     def reconcile_day(logical_date=None) -> dict[str, str]:
         from closeout.reconcile import reconcile_day as reconcile
@@ -98,24 +136,12 @@ def daily_closeout():
 
     @task(task_display_name="发送日报 email_bulletin")
     def email_bulletin(logical_date=None) -> dict:
-        from contextlib import contextmanager
-
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
+        from closeout.airflow_glue import smtp
         from closeout.mailer import DeliveryUncertain
         from closeout.pipeline import email_bulletin as email
 
         ctx, report_date = _context_and_date(logical_date)
-        hook = SmtpHook(smtp_conn_id="smtp_default")
-        sender = hook.get_connection("smtp_default").extra_dejson.get("from_email") or ctx.settings.sender
-
-        @contextmanager
-        def smtp_session():
-            # The hook connects and logs in from the connection (SSL/STARTTLS, its retries); its own
-            # send_email_smtp cannot send a prepared multipart/alternative message, so its client sends ours.
-            with hook:
-                yield hook._smtp_client.send_message
-
+        sender, smtp_session = smtp(ctx.settings.sender)
         try:
             delivery = email(ctx, report_date, sender, smtp_session)
         except DeliveryUncertain as exc:  # retrying cannot answer whether the mail arrived: the operator can
@@ -125,17 +151,19 @@ def daily_closeout():
 
     @task(task_display_name="结清确认 confirm_closeout")
     def confirm_closeout(logical_date=None) -> None:
-        from closeout.pipeline import open_units
+        from closeout.notices import open_units
 
         ctx, report_date = _context_and_date(logical_date)
         still_open = open_units(ctx, report_date)
         if still_open:
             # The bulletin is out; the run stays red until every county's day is cleared.
-            raise AirflowFailException(f"{report_date} 未全部结清（日报已按时发出）：" + "；".join(still_open))
+            listed = "；".join(f"{name} {why}" for name, why in still_open)
+            raise AirflowFailException(f"{report_date} 未全部结清（日报已按时发出）：{listed}")
 
     groups = plan_unit_groups()
     loads = load_unit_group.expand(group=groups)
     reconciled = reconcile_day()
+    loads >> send_receipts()
     loads >> reconciled >> render_bulletin() >> email_bulletin() >> confirm_closeout()
 
 

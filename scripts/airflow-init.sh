@@ -12,7 +12,13 @@ airflow pools set closeout_unit_loads "${CLOSEOUT_LOAD_POOL_SLOTS:-4}" \
   "县级数据入库 county loads (CLOSEOUT_LOAD_POOL_SLOTS)"
 
 # The FAB auth manager's roles: 运维 Closeout Ops (view, clear and mark tasks, trigger runs) and
-# 只读 Closeout Viewer (read-only).
+# 只读 Closeout Viewer (read-only). Airflow's default simple auth manager has no roles to create: users and
+# their roles are then [core] simple_auth_manager_users (the local stack: make airflow).
+auth_manager="$(airflow config get-value core auth_manager 2>/dev/null || true)"
+if [[ "$auth_manager" != *FabAuthManager* ]]; then
+  echo "auth manager ${auth_manager:-default}: no FAB roles to create (closeout roles need the FAB auth manager)"
+  exit 0
+fi
 python "$(dirname "$0")/airflow_roles.py"
 
 if [[ -n "${_AIRFLOW_WWW_USER_USERNAME:-}" ]]; then

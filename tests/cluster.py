@@ -26,6 +26,39 @@ DAG_ID = "daily_closeout"
 WORKER_NAME_VARIABLE = "CLOSEOUT_TEST_WORKER_NAME"
 
 
+def deployment_env(
+    work: Path, api_port: int, meta_url: str, store_url: str, smtp_port: int, executor: str, **extra: str
+) -> dict[str, str]:
+    """What every test deployment shares: this repo's DAGs, a metadata database, a reporting store, the mail sink,
+    secrets of its own; nothing inherited from the caller's AIRFLOW_*/CLOSEOUT_* settings."""
+    import secrets
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CLOSEOUT_"))},
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # airflow-init.sh calls airflow
+        "AIRFLOW_HOME": str(work / "airflow"),
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW_CONN_SMTP_DEFAULT": (
+            f"smtp://127.0.0.1:{smtp_port}?disable_ssl=true&disable_tls=true&from_email=closeout%40quzhou.closeout.invalid"
+        ),
+        "CLOSEOUT_INBOX": str(work / "inbox"),
+        "CLOSEOUT_ARCHIVE": str(work / "archive"),
+        "CLOSEOUT_OUTBOX": str(work / "outbox"),
+        "CLOSEOUT_DB_URL": store_url,
+        "CLOSEOUT_RECIPIENTS": "duty@test.invalid,office@test.invalid",
+        "GX_ANALYTICS_ENABLED": "False",
+        **extra,
+    }
+
+
 def worker_name() -> str:
     """Each worker on this one machine records its own name as the task instance's hostname."""
     return os.environ[WORKER_NAME_VARIABLE]

@@ -24,13 +24,14 @@ def fresh_python(code: str, **env: str) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-def test_dag_file_parses_fast_without_heavy_imports():
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (ROOT / "dags").glob("*.py")))
+def test_dag_file_parses_fast_without_heavy_imports(dag_file):
     probe = (
         "import sys, time, runpy\n"
         "import airflow.sdk, pendulum\n"
         "before = set(sys.modules)\n"
         "t = time.perf_counter()\n"
-        f"runpy.run_path({str(DAG_FILE)!r})\n"
+        f"runpy.run_path({str(ROOT / 'dags' / dag_file)!r})\n"
         "print(time.perf_counter() - t)\n"
         "print(','.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
     )
@@ -44,22 +45,37 @@ def test_dagbag_integrity(airflow_db):
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    assert list(bag.dags) == ["daily_closeout"]
+    assert sorted(bag.dags) == ["closeout_intake", "closeout_mark_absent", "daily_closeout"]
+    for dag in bag.dags.values():
+        assert {"closeout", "日清日结"} <= set(dag.tags)
+        assert dag.doc_md and "runbook" in dag.doc_md and "| 任务 task |" in dag.doc_md
+        assert "\n\n|" not in dag.doc_md.split("| 任务 task |")[1].split("\n\n")[0], "one table, no blank rows"
+        for task in dag.tasks:
+            assert task.on_failure_callback, (dag.dag_id, task.task_id)  # ops hear of every failure
+            if dag.schedule is not None:
+                assert task.retries >= 1, task.task_id
     dag = bag.dags["daily_closeout"]
-    assert {"closeout", "日清日结"} <= set(dag.tags)
-    assert dag.doc_md and "runbook" in dag.doc_md
-    for task in dag.tasks:
-        assert task.retries >= 1, task.task_id
     assert {t.task_id for t in dag.tasks} == {
         "plan_unit_groups",
         "load_unit_group",
+        "send_receipts",
         "reconcile_day",
         "render_bulletin",
         "email_bulletin",
         "confirm_closeout",
     }
+    assert {t.task_id for t in bag.dags["closeout_intake"].tasks} == {
+        "judge_arrivals",
+        "send_receipts",
+        "send_reminders",
+        "watch_deadline",
+    }
     assert dag.get_task("reconcile_day").trigger_rule == "all_done"
     assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 21 * * *", "Asia/Shanghai")
+    intake = bag.dags["closeout_intake"].timetable
+    assert (intake.expression, str(intake.timezone)) == ("*/2 12-23 * * *", "Asia/Shanghai")
+    form = bag.dags["closeout_mark_absent"].params
+    assert {"report_date", "unit", "reason"} <= set(form)
 
 
 def test_cutoff_comes_from_the_environment():
@@ -88,7 +104,12 @@ def run_day(monkeypatch, env: dict, report_date: str, smtp_sink):
 
 
 def emails(smtp_sink):
-    return received_mails(smtp_sink.folder)
+    """The bulletin emails the sink received (receipts to the counties go through the same server)."""
+    return [m for m in received_mails(smtp_sink.folder) if "duty@test.invalid" in m["To"]]
+
+
+def receipts(smtp_sink):
+    return [m for m in received_mails(smtp_sink.folder) if m["Subject"].startswith(("【回执】", "【退回】"))]
 
 
 def attachment_rows(message):
@@ -130,8 +151,12 @@ def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeyp
     (message,) = emails(smtp_sink)
     assert message["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
     assert message["To"] == "duty@test.invalid, office@test.invalid"
-    rcpt = (smtp_sink.folder / "0001.eml.rcpt").read_text(encoding="utf-8").split()
-    assert rcpt == ["duty@test.invalid", "office@test.invalid"]
+    envelopes = [p.read_text(encoding="utf-8").split() for p in sorted(smtp_sink.folder.glob("*.eml.rcpt"))]
+    assert ["duty@test.invalid", "office@test.invalid"] in envelopes
+    assert sorted(m["To"] for m in receipts(smtp_sink)) == sorted(
+        f"{slug}-report@example.invalid"
+        for slug in ("kecheng", "qujiang", "changshan", "kaihua", "longyou", "jiangshan")
+    )  # one receipt per county file, to the county's contact
     rows = attachment_rows(message)
     for metric in ("sampled", "tested", "new_confirmed", "isolation_central", "donations_value_yuan"):
         units = [float(r["value"]) for r in rows if r["metric"] == metric and r["unit_code"] != "330800" and r["value"]]
@@ -144,7 +169,7 @@ def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeyp
     before = snapshot(db_url)
     tis, _ = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
     assert set(states(tis).values()) == {"success"}
-    assert len(emails(smtp_sink)) == 1  # the re-run sent nothing
+    assert len(emails(smtp_sink)) == 1 and len(receipts(smtp_sink)) == 6  # the re-run sent nothing
     assert snapshot(db_url) == before  # and changed nothing
 
 
@@ -182,6 +207,9 @@ def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(e
     body = message.get_body(("plain",)).get_content()
     assert "[拒收] 衢江区(330803) 文件 330803.csv 第" in body and "指标 negative(阴性) 值“-3”" in body
     assert str(tis[("email_bulletin", -1)].state) == "success"
+    [returned] = [m for m in receipts(smtp_sink) if m["To"] == "qujiang-report@example.invalid"]
+    assert returned["Subject"].startswith("【退回】衢江区3月19日日报")
+    assert "[rule: non_negative]" in returned.get_content()  # the county hears why, the same day
 
 
 def test_airflow_cli_closes_out_the_day_with_one_email(airflow_db, postgres_url, make_env, smtp_sink, tmp_path):

@@ -9,15 +9,12 @@ Timings (trigger to success, per task) are printed. Everything started here is s
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-import sys
 import time
 import unicodedata
-from pathlib import Path
 
 import pytest
-from cluster import DAG_ID, ROOT, AirflowCluster
+from cluster import DAG_ID, ROOT, AirflowCluster, deployment_env
 from conftest import SAMPLE_INBOX, copy_day, fresh_database, received_mails, running_sink
 from sqlalchemy import bindparam, create_engine, text
 
@@ -63,39 +60,23 @@ def cluster(tmp_path_factory, redis_broker):
         fresh_database("closeout_meta") as meta_url,
         fresh_database("closeout_store") as store_url,
     ):
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CLOSEOUT_"))},
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # airflow-init.sh calls airflow
-            "AIRFLOW_HOME": str(work / "airflow"),
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
-            "AIRFLOW__CELERY__BROKER_URL": redis_broker,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url.replace("+psycopg2", ""),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        env = deployment_env(
+            work,
+            api_port,
+            meta_url,
+            store_url,
+            sink.port,
+            "CeleryExecutor",
+            AIRFLOW__CORE__AUTH_MANAGER="airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+            AIRFLOW__CELERY__BROKER_URL=redis_broker,
+            AIRFLOW__CELERY__RESULT_BACKEND="db+" + meta_url.replace("+psycopg2", ""),
             # Only the runs this test triggers: no scheduled run for today's date.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
             # A dead worker's task is noticed after 20 s instead of 5 min.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-            "AIRFLOW_CONN_SMTP_DEFAULT": (
-                f"smtp://127.0.0.1:{sink.port}?disable_ssl=true&disable_tls=true"
-                "&from_email=closeout%40quzhou.closeout.invalid"
-            ),
-            "CLOSEOUT_INBOX": str(work / "inbox"),
-            "CLOSEOUT_ARCHIVE": str(work / "archive"),
-            "CLOSEOUT_OUTBOX": str(work / "outbox"),
-            "CLOSEOUT_DB_URL": store_url,
-            "CLOSEOUT_RECIPIENTS": "duty@test.invalid,office@test.invalid",
-            "CLOSEOUT_LOAD_POOL_SLOTS": str(LOAD_POOL_SLOTS),
-            "GX_ANALYTICS_ENABLED": "False",
-        }
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
+            AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
+            CLOSEOUT_LOAD_POOL_SLOTS=str(LOAD_POOL_SLOTS),
+        )
         deployment = AirflowCluster(work, env, api_port, WORKERS, WORKER_CONCURRENCY)
         deployment.store = create_engine(store_url)  # the test's own reads of the reporting store
         try:
@@ -191,9 +172,11 @@ def most_at_once(tis: list[dict]) -> int:
     return most
 
 
-def mails_for(cluster: AirflowCluster, report_date: str) -> list:
+def mails_for(cluster: AirflowCluster, report_date: str, receipts: bool = False) -> list:
+    """The day's bulletin emails (or, with receipts=True, the receipts sent to the counties)."""
     month, day = int(report_date[5:7]), int(report_date[8:10])
-    return [m for m in received_mails(cluster.mail_dir) if f"{month}月{day}日" in m["Subject"]]
+    mails = [m for m in received_mails(cluster.mail_dir) if f"{month}月{day}日" in m["Subject"]]
+    return [m for m in mails if m["Subject"].startswith(("【回执】", "【退回】")) == receipts]
 
 
 def store_rows(cluster: AirflowCluster, sql: str, **params) -> list:
@@ -230,6 +213,8 @@ def assert_day_closed_once(cluster: AirflowCluster, report_date: str) -> None:
     assert store_rows(cluster, "SELECT count(*) FROM figure_revision WHERE report_date = :d", d=report_date)[0][0] == 0
     mails = mails_for(cluster, report_date)
     assert len(mails) == 1, [m["Subject"] for m in mails]
+    receipts = mails_for(cluster, report_date, receipts=True)
+    assert len(receipts) == len(UNIT_CODES), [m["Subject"] for m in receipts]  # one per file, even after the kill
     received = sorted(p.name for p in (cluster.inbox_dir / report_date).iterdir())
     archived = sorted(
         p.name.split("-", 1)[1]  # <sha16>-<file name>

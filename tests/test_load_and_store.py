@@ -14,6 +14,7 @@ from closeout.archive import sha256_of
 from closeout.bulletin import build_bulletin
 from closeout.load import load_group
 from closeout.mailer import DeliveryUncertain
+from closeout.notices import open_units
 from closeout.reconcile import reconcile_day
 
 DAY = date(2022, 3, 19)
@@ -304,7 +305,7 @@ def test_a_file_sent_back_wins_again(db_url, ctx_for, tmp_path):
     path.write_bytes(original)  # … then the good one again: the unit is cleared, not stuck as rejected
     outcomes, statuses = close_day(ctx)
     assert outcomes["330802"].status == "loaded" and statuses["330802"] == "cleared"
-    assert pipeline.open_units(ctx, DAY) == []
+    assert open_units(ctx, DAY) == []
 
 
 def test_unit_sends_its_own_cumulative_after_a_reconcile(db_url, ctx_for, tmp_path):

@@ -81,3 +81,36 @@ def test_a_bad_check_is_refused_when_the_catalogue_loads(tmp_path, name, expr, n
     )
     with pytest.raises(ValueError, match=f"{name}|not allowed"):
         load_catalogue(load_settings({}).catalogue_path, rules)
+
+
+def test_the_same_day_loop_settings_and_their_defaults():
+    from closeout.settings import intake_cron
+
+    defaults = load_settings({})
+    assert (defaults.opening, defaults.reminders, defaults.deadline, defaults.ops_emails) == (
+        "12:00",
+        ("19:00", "20:30"),
+        "23:30",
+        (),
+    )
+    chosen = load_settings({"CLOSEOUT_REMINDERS": "20:30, 9:05", "CLOSEOUT_OPS_EMAIL": "a@x.invalid, b@x.invalid"})
+    assert chosen.reminders == ("09:05", "20:30") and chosen.ops_emails == ("a@x.invalid", "b@x.invalid")
+    assert intake_cron({}) == "*/2 12-23 * * *"
+    assert intake_cron({"CLOSEOUT_OPEN": "8:00", "CLOSEOUT_DEADLINE": "00:30", "CLOSEOUT_INTAKE_EVERY": "5"}) == (
+        "*/5 0-0,8-23 * * *"
+    )
+    for bad in ({"CLOSEOUT_DEADLINE": "24:00"}, {"CLOSEOUT_REMINDERS": "7pm"}, {"CLOSEOUT_OPEN": "noon"}):
+        with pytest.raises(ValueError):
+            load_settings(bad)
+    with pytest.raises(ValueError):
+        intake_cron({"CLOSEOUT_INTAKE_EVERY": "0"})
+
+
+def test_an_intake_tick_after_midnight_still_works_for_the_day_before():
+    from datetime import datetime
+
+    from closeout.settings import LOCAL_TZ, intake_report_date
+
+    assert intake_report_date(datetime(2022, 3, 20, 23, 45, tzinfo=LOCAL_TZ), "12:00").isoformat() == "2022-03-20"
+    assert intake_report_date(datetime(2022, 3, 21, 0, 20, tzinfo=LOCAL_TZ), "12:00").isoformat() == "2022-03-20"
+    assert intake_report_date(datetime(2022, 3, 20, 4, 0, tzinfo=ZoneInfo("UTC")), "12:00").isoformat() == "2022-03-20"

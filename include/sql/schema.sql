@@ -98,3 +98,32 @@ CREATE TABLE IF NOT EXISTS delivery (
     started_at      TEXT NOT NULL,
     sent_at         TEXT
 );
+
+-- name: create_notice
+-- Every message to a county or to ops other than the bulletin: receipts (key: the file's SHA-256),
+-- reminders (key: the reminder time), the deadline alert. At most one per key: written before sending.
+CREATE TABLE IF NOT EXISTS notice (
+    kind         TEXT NOT NULL,   -- receipt | reminder | deadline_alert
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,   -- '' for a day-level notice
+    notice_key   TEXT NOT NULL,
+    status       TEXT NOT NULL,   -- sending | sent
+    subject      TEXT NOT NULL,
+    recipients   TEXT NOT NULL,
+    message_id   TEXT NOT NULL,
+    body         TEXT NOT NULL,   -- the text as sent, for the record
+    started_at   TEXT NOT NULL,
+    sent_at      TEXT,
+    PRIMARY KEY (kind, report_date, unit_code, notice_key)
+);
+
+-- name: create_unit_excusal
+-- An operator's decision that a unit will not report on a day (标记缺报): the day may close without it.
+CREATE TABLE IF NOT EXISTS unit_excusal (
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    marked_by    TEXT NOT NULL,
+    marked_at    TEXT NOT NULL,
+    PRIMARY KEY (report_date, unit_code)
+);

@@ -45,6 +45,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def inbox_fingerprint(source: Path, limits: Limits) -> str:
+    """The SHA-256 the archive will give this inbox entry, or "" when it can only be known by taking it
+    (a link, an oversized file): enough for intake to tell a file already judged from a new one."""
+    try:
+        return hashlib.sha256(read_inbox_file(source, limits)).hexdigest()
+    except Exception:  # refused unread, gone, or still being copied: take it and see
+        return ""
+
+
 def take_file(source: Path, archive_dir: Path, report_date: date, unit_code: str, limits: Limits) -> ArchivedFile:
     """Read an inbox file once and archive exactly those bytes (idempotent: the same content keeps one copy
     and its first arrival time). A file refused before reading is archived as far as it safely can be."""

@@ -22,6 +22,7 @@ STATUS_LABELS = {
     "absent": "无单独报送",
     "loaded": "已受理",
     "received": "已收到未入库",
+    "excused": "已标记缺报",
 }
 ATTACHMENT_COLUMNS = (
     "report_date",
@@ -184,6 +185,8 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
             summary.append(f"（{ln.name}报送数据未通过校验已退回，原因见数据说明，更正后订正）")
         elif ln.status == "received":
             summary.append(f"（{ln.name}数据已收到，因处理故障截至发布时未能入库，入库后订正）")
+        elif ln.status == "excused":
+            summary.append(f"（{ln.name}本日不报送，已按缺报处理）")
 
     section_titles = {
         "cases": "一、病例情况",
@@ -245,6 +248,7 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
 def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
     catalogue, store, day = ctx.catalogue, ctx.store, report_date.isoformat()
     names = {u.code: u.name for u in ctx.registry.all_units}
+    excusals = {r["unit_code"]: r["reason"] for r in store.rows("select_excusals", {"report_date": day})}
     notes = []
     for ln in lines:
         if ln.status == "missing":
@@ -253,6 +257,9 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
             notes.append(f"{ln.name}本日无单独报送，合计为各县（市、区）之和。")
         if ln.status == "received":
             notes.append(f"{ln.name}数据已收到，因处理故障截至发布时未能入库，表中以“—”表示，入库后订正。")
+        if ln.status == "excused":
+            reason = excusals.get(ln.code, "")
+            notes.append(f"{ln.name}本日不报送（{reason}），经值班人员确认按缺报处理，表中以“—”表示。")
     findings = store.rows("select_findings", {"report_date": day})
     order = {"hard": 0, "missing": 1, "soft": 2}
     for f in sorted(findings, key=lambda f: (order[f["severity"]], f["unit_code"], f["row_no"] or 0)):

@@ -21,7 +21,7 @@ from closeout.validate import collapse, validate_batch
 class UnitOutcome:
     unit_code: str
     unit_name: str
-    status: str  # loaded | unchanged | rejected | missing | absent
+    status: str  # loaded | unchanged | rejected | missing | absent | excused
     lines: list[str] = field(default_factory=list)  # one line per problem, for the operator
 
     @property
@@ -109,6 +109,12 @@ def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
     day = report_date.isoformat()
     if ctx.store.rows("select_unit_figures", {"report_date": day, "unit_code": unit.code}):
         return UnitOutcome(unit.code, unit.name, "unchanged")  # loaded earlier; the file has since left the inbox
+    excusal = ctx.store.rows("select_excusals", {"report_date": day})
+    reason = next((r["reason"] for r in excusal if r["unit_code"] == unit.code), None)
+    if reason is not None:  # an operator recorded that it will not report today: not a failure
+        with ctx.store.transaction() as conn:
+            ctx.store.set_unit_day(conn, day, unit.code, "excused", reason)
+        return UnitOutcome(unit.code, unit.name, "excused", [f"[已标记缺报] {unit.label}：{reason}"])
     status = "missing" if unit.required else "absent"
     detail = (
         f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"

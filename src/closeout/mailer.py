@@ -79,27 +79,50 @@ def deliver_once(
     domain = sender.rpartition("@")[2] or "closeout.invalid"
     message_id = make_msgid(idstring=f"closeout-{day}", domain=domain)
     message = build_message(bulletin, rendered, sender, recipients, message_id)
+    send_once(
+        store,
+        message,
+        connect,
+        claim=lambda conn: store.run(
+            conn,
+            "insert_delivery",
+            {
+                "report_date": day,
+                "subject": bulletin.subject,
+                "recipients": ", ".join(recipients),
+                "message_id": message_id,
+                "content_sha256": rendered.sha256,
+                "started_at": now_local(),
+            },
+        ),
+        release=lambda conn: store.run(conn, "delete_unsent_delivery", {"report_date": day}),
+        confirm=lambda conn: (
+            store.run(conn, "mark_delivery_sent", {"report_date": day, "sent_at": now_local()}),
+            store.run(conn, "mark_corrections_announced", {"report_date": day}),
+        ),
+    )
+    return Delivery("sent", message_id, recipients)
+
+
+def send_once(
+    store,
+    message: EmailMessage,
+    connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
+    claim: Callable,
+    release: Callable,
+    confirm: Callable,
+) -> None:
+    """The at-most-once protocol every mail uses: connect and log in first (a failure records nothing), record
+    the intent (`claim`), send, record the success (`confirm`). A definite refusal `release`s the intent so a
+    retry may send; anything else may come after the server accepted the mail, so the intent stays."""
     with connect() as send:
         with store.transaction() as conn:
-            store.run(
-                conn,
-                "insert_delivery",
-                {
-                    "report_date": day,
-                    "subject": bulletin.subject,
-                    "recipients": ", ".join(recipients),
-                    "message_id": message_id,
-                    "content_sha256": rendered.sha256,
-                    "started_at": now_local(),
-                },
-            )
+            claim(conn)
         try:
             send(message)
         except REFUSED:
             with store.transaction() as conn:
-                store.run(conn, "delete_unsent_delivery", {"report_date": day})
+                release(conn)
             raise
         with store.transaction() as conn:
-            store.run(conn, "mark_delivery_sent", {"report_date": day, "sent_at": now_local()})
-            store.run(conn, "mark_corrections_announced", {"report_date": day})
-    return Delivery("sent", message_id, recipients)
+            confirm(conn)

@@ -8,7 +8,7 @@ from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 
-from closeout.bulletin import STATUS_LABELS, build_bulletin, render, write_outputs
+from closeout.bulletin import build_bulletin, render, write_outputs
 from closeout.context import Context
 from closeout.mailer import Delivery, deliver_once
 
@@ -34,14 +34,25 @@ def email_bulletin(
     return deliver_once(ctx, bulletin, render(ctx, bulletin), sender, connect)
 
 
-def open_units(ctx: Context, report_date: date) -> list[str]:
-    """Required units whose day is not cleared, as "衢江区 拒收" for the operator."""
-    statuses = {
-        r["unit_code"]: r["status"]
-        for r in ctx.store.rows("select_unit_days", {"report_date": report_date.isoformat()})
-    }
-    return [
-        f"{u.name} {STATUS_LABELS.get(statuses.get(u.code, 'missing'), statuses.get(u.code))}"
-        for u in ctx.registry.units
-        if u.required and statuses.get(u.code) != "cleared"
+def judge_arrivals(ctx: Context, report_date: date) -> list[str]:
+    """Intake: load the units whose file in the inbox has not been judged yet (by its SHA-256), nothing else.
+
+    Units without a file are left alone (they are 缺报 only at the cutoff), and a file already judged — loaded
+    or rejected — is not judged again; the cutoff run judges everything afresh. Returns the units loaded."""
+    from closeout.archive import inbox_fingerprint
+    from closeout.ingest import discover
+    from closeout.load import load_group
+
+    day = report_date.isoformat()
+    judged: dict[str, set[str]] = {}
+    for sub in ctx.store.rows("select_judged_submissions", {"report_date": day}):
+        judged.setdefault(sub["unit_code"], set()).add(sub["sha256"])
+    inbox = discover(ctx.settings.inbox, report_date, ctx.registry)
+    arrived = [
+        code
+        for code, paths in inbox.figure_files.items()
+        if any(inbox_fingerprint(path, ctx.settings.limits) not in judged.get(code, set()) for path in paths)
     ]
+    if arrived:
+        load_group(ctx, report_date, arrived)
+    return arrived

@@ -174,6 +174,10 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
     if not wide.empty:
         findings += run_checks(GxRunner(), wide, checks, ctx.catalogue, report_date, ctx.unit_names(), "reconcile")
     loaded_status = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": day})}
+    excused = {
+        r["unit_code"]: f"{r['reason']}（{r['marked_by']} 标记）"
+        for r in ctx.store.rows("select_excusals", {"report_date": day})
+    }
     statuses = {}
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "delete_stage_findings", {"report_date": day, "stage": "reconcile"})
@@ -188,6 +192,8 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
                 status, detail = before, ""
             elif unit.code in figures.reporting_today():
                 status, detail = ("break", breaks[0].line()) if breaks else ("cleared", "")
+            elif unit.code in excused:  # an operator recorded that it will not report today
+                status, detail = "excused", excused[unit.code]
             else:
                 status, detail = ("missing" if unit.required else "absent"), ""
             statuses[unit.code] = status

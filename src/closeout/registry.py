@@ -16,8 +16,12 @@ class Unit:
     slug: str
     aliases: tuple[str, ...] = ()
     group: str = ""
-    email: str | None = None
+    email: str | None = None  # the unit's contact(s) for receipts and reminders; several comma-separated
     required: bool = True  # a required unit that sends nothing by the cutoff is 缺报
+
+    @property
+    def contacts(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in (self.email or "").split(",") if a.strip())
 
     @property
     def label(self) -> str:
@@ -100,9 +104,28 @@ def load_registry(path: Path) -> Registry:
             slug=u["slug"],
             aliases=tuple(u.get("aliases", ())),
             group=str(u.get("group", u["code"])),
-            email=u.get("email"),
+            email=", ".join(u["email"]) if isinstance(u.get("email"), list) else u.get("email"),
             required=bool(u.get("required", True)),
         )
         for u in raw["units"]
     ]
     return Registry(str(region["code"]), region["name"], region["slug"], city_level, units)
+
+
+PICK_LIST_MAX = 200  # above this a pick list is no help: the form takes a code or name as text
+
+
+def pick_list(path: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """Unit codes and their Chinese names for a trigger form's pick list (DAG parse time: one small YAML read).
+
+    Empty when the registry is too large for a list or cannot be read (the form then takes text)."""
+    from closeout.settings import load_settings
+
+    try:
+        registry = load_registry(path or load_settings().registry_path)
+    except (OSError, ValueError, KeyError, yaml.YAMLError):
+        return [], {}
+    units = [u for u in registry.all_units if u.code != registry.region_code]
+    if len(units) > PICK_LIST_MAX:
+        return [], {}
+    return [u.code for u in units], {u.code: f"{u.name}（{u.code}）" for u in units}

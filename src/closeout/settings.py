@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,11 @@ class Settings:
     limits: Limits = Limits()  # CLOSEOUT_MAX_*: how much work one county file may cause (closeout.limits)
     settle_seconds: float = 5.0  # CLOSEOUT_SETTLE_SECONDS: a file is judged once unchanged this long
     settle_timeout: float = 120.0  # CLOSEOUT_SETTLE_TIMEOUT: still changing after this: the load retries later
+    opening: str = "12:00"  # CLOSEOUT_OPEN: HH:MM from which files are judged on arrival (intake)
+    reminders: tuple[str, ...] = ("19:00", "20:30")  # CLOSEOUT_REMINDERS: HH:MM,HH:MM before the cutoff
+    deadline: str = "23:30"  # CLOSEOUT_DEADLINE: HH:MM by which the day must be closed, else ops are alerted
+    ops_emails: tuple[str, ...] = ()  # CLOSEOUT_OPS_EMAIL: comma-separated; copied on reminders, alerted
+    ui_base_url: str = "http://localhost:8080"  # CLOSEOUT_UI_BASE_URL: the Airflow UI, for links in alerts
 
     @property
     def archive_dir(self) -> Path:
@@ -52,8 +57,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     data = Path(env.get("CLOSEOUT_DATA", PROJECT_ROOT / "data"))
     include = Path(env.get("CLOSEOUT_INCLUDE", PROJECT_ROOT / "include"))
-    recipients = tuple(
-        r.strip() for r in env.get("CLOSEOUT_RECIPIENTS", "ops@closeout.invalid").split(",") if r.strip()
+    recipients = _addresses(env.get("CLOSEOUT_RECIPIENTS", "ops@closeout.invalid"))
+    cutoff = cutoff_from_env(env)
+    reminders = tuple(
+        _clock(env, "CLOSEOUT_REMINDERS", part) for part in env.get("CLOSEOUT_REMINDERS", "19:00,20:30").split(",")
     )
     return Settings(
         inbox=Path(env.get("CLOSEOUT_INBOX", data / "inbox")),
@@ -64,11 +71,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sender=env.get("CLOSEOUT_SENDER", "closeout@closeout.invalid"),
         include_dir=include,
         registry_path=Path(env.get("CLOSEOUT_REGISTRY", include / "registry" / "quzhou.yaml")),
-        cutoff=cutoff_from_env(env),
+        cutoff=cutoff,
         limits=Limits.from_env(env),
         settle_seconds=_seconds(env, "CLOSEOUT_SETTLE_SECONDS", 5.0),
         settle_timeout=_seconds(env, "CLOSEOUT_SETTLE_TIMEOUT", 120.0),
+        opening=_clock(env, "CLOSEOUT_OPEN", env.get("CLOSEOUT_OPEN", "12:00")),
+        reminders=tuple(sorted(r for r in reminders if r)),
+        deadline=_clock(env, "CLOSEOUT_DEADLINE", env.get("CLOSEOUT_DEADLINE", "23:30")),
+        ops_emails=_addresses(env.get("CLOSEOUT_OPS_EMAIL", "")),
+        ui_base_url=env.get("CLOSEOUT_UI_BASE_URL", "http://localhost:8080").rstrip("/"),
     )
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    return tuple(r.strip() for r in raw.split(",") if r.strip())
+
+
+def _clock(env: Mapping[str, str], name: str, raw: str) -> str:
+    """HH:MM (Asia/Shanghai) as two-digit hours and minutes; '' for an empty item of a list."""
+    value = raw.strip()
+    if not value:
+        return ""
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"{name} must be HH:MM (Asia/Shanghai), got {value!r}")
+    return f"{int(hours):02d}:{int(minutes):02d}"
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
@@ -85,11 +112,27 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 def cutoff_from_env(env: Mapping[str, str] | None = None) -> str:
     """CLOSEOUT_CUTOFF as HH:MM; cheap enough for DAG parse time (no I/O)."""
     env = os.environ if env is None else env
-    value = env.get("CLOSEOUT_CUTOFF", DEFAULT_CUTOFF).strip()
-    hours, _, minutes = value.partition(":")
-    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
-        raise ValueError(f"CLOSEOUT_CUTOFF must be HH:MM (Asia/Shanghai), got {value!r}")
-    return f"{int(hours):02d}:{int(minutes):02d}"
+    return _clock(env, "CLOSEOUT_CUTOFF", env.get("CLOSEOUT_CUTOFF", DEFAULT_CUTOFF) or DEFAULT_CUTOFF)
+
+
+def intake_cron(env: Mapping[str, str] | None = None) -> str:
+    """Every CLOSEOUT_INTAKE_EVERY minutes (default 2) from the opening hour to the deadline's hour; cheap enough
+    for DAG parse time. A deadline past midnight adds the early hours of the next day."""
+    env = os.environ if env is None else env
+    every = env.get("CLOSEOUT_INTAKE_EVERY", "2").strip() or "2"
+    if not every.isdigit() or not 1 <= int(every) <= 30:
+        raise ValueError(f"CLOSEOUT_INTAKE_EVERY must be minutes from 1 to 30, got {every!r}")
+    opening = int(_clock(env, "CLOSEOUT_OPEN", env.get("CLOSEOUT_OPEN", "12:00") or "12:00")[:2])
+    deadline = int(_clock(env, "CLOSEOUT_DEADLINE", env.get("CLOSEOUT_DEADLINE", "23:30") or "23:30")[:2])
+    hours = f"{opening}-{deadline}" if deadline >= opening else f"0-{deadline},{opening}-23"
+    return f"*/{int(every)} {hours} * * *"
+
+
+def intake_report_date(when: datetime, opening: str) -> date:
+    """The report date an intake tick works for: today, or yesterday in the hours after midnight before the
+    opening (a deadline past midnight still belongs to the day before)."""
+    local = when.astimezone(LOCAL_TZ)
+    return local.date() - timedelta(days=1) if local.strftime("%H:%M") < opening else local.date()
 
 
 def report_date_for(logical_date: datetime | None, run_after: datetime | None = None) -> date:

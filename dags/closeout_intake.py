@@ -1,0 +1,106 @@
+"""
+### 收件 · closeout_intake — 运行手册 runbook
+
+每隔几分钟（`CLOSEOUT_INTAKE_EVERY`，默认 2 分钟）从开放时间（`CLOSEOUT_OPEN`，默认 12:00）运行到截止后的告警时间
+（`CLOSEOUT_DEADLINE`，默认 23:30），北京时间。每次运行只处理当天（统计日期）的新文件，几秒钟结束，不占用等待中的
+工作槽。
+Every few minutes from the opening time to the deadline (Asia/Shanghai), each run handles the report date's new
+files and ends in seconds: no worker slot is held while waiting.
+
+| 任务 task | 做什么 what it does | 失败时 when it fails |
+|---|---|---|
+| `judge_arrivals` 新文件校验入库 | 收件目录里尚未校验过的文件（按 SHA-256）：等文件写完、归档、解析、校验、入库，与截止时的日报运行用同一段代码；已校验过的文件不再校验，没交文件的单位不动（截止时才算缺报） / new files only, the same loading code as the cutoff run | 数据问题不会让它失败（写进回执）；失败是基础设施问题（库、磁盘），会自动重试，运维会收到告警邮件 |
+| `send_receipts` 发送回执 | 每个校验过的文件给单位联系人发一封回执：受理（附读入的数字）或退回（逐条原因、怎么改）；同一文件只发一次 / one receipt per judged file | SMTP 拒收会重试；"未确认"时见 docs/operations.md |
+| `send_reminders` 截止前提醒 | 到了提醒时间（`CLOSEOUT_REMINDERS`，默认 19:00、20:30），还没交或被退回未重报、且未被标记缺报的单位，各发一次提醒，抄送运维 / once per unit and time | 同上 |
+| `watch_deadline` 结清告警 | 过了 `CLOSEOUT_DEADLINE` 当天仍未结清（日报未发出，或有单位未结清且未标记缺报），给运维（`CLOSEOUT_OPS_EMAIL`）发一封告警，逐个列出单位和原因 / one alert naming each open unit | 同上 |
+
+一天的全过程见 docs/operations.md。The operator's day hour by hour: docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+
+from closeout.airflow_glue import alert_ops_on_failure
+from closeout.settings import intake_cron
+
+
+def _intake_context():
+    """The package context and the report date this tick works for (today, or yesterday before the opening)."""
+    from closeout.context import Context
+    from closeout.settings import intake_report_date
+
+    ctx = Context.from_env()
+    run_after = get_current_context()["dag_run"].run_after
+    return ctx, intake_report_date(run_after, ctx.settings.opening), run_after
+
+
+def _send(ctx, due) -> int:
+    from closeout.airflow_glue import smtp
+    from closeout.notices import send_notices
+
+    if not due:
+        return 0
+    sender, connect = smtp(ctx.settings.sender)
+    sent = send_notices(ctx, due, sender, connect)
+    for notice in sent:
+        print(
+            f"{notice.kind} {notice.unit_code or '全市'} {notice.key[:12]} → {', '.join(notice.recipients)}: {notice.subject}"
+        )
+    return len(sent)
+
+
+@dag(
+    dag_id="closeout_intake",
+    description="收件：文件到达即校验、回执、截止前提醒、结清告警",
+    schedule=CronTriggerTimetable(intake_cron(), timezone="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=20),
+    tags=["closeout", "日清日结"],
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "owner": "closeout-ops",
+        "on_failure_callback": alert_ops_on_failure,
+        "on_retry_callback": alert_ops_on_failure,
+    },
+    doc_md=__doc__,
+)
+def closeout_intake():
+    @task(task_display_name="新文件校验入库 judge_arrivals")
+    def judge_arrivals() -> int:
+        from closeout.pipeline import judge_arrivals as judge
+
+        ctx, report_date, _ = _intake_context()
+        judged = judge(ctx, report_date)
+        print(f"{report_date}: {len(judged)} unit(s) with new files judged: {', '.join(judged) or '—'}")
+        return len(judged)
+
+    @task(task_display_name="发送回执 send_receipts", trigger_rule="all_done")
+    def send_receipts() -> int:
+        from closeout.notices import receipts_due
+
+        ctx, report_date, _ = _intake_context()
+        return _send(ctx, receipts_due(ctx, report_date))
+
+    @task(task_display_name="截止前提醒 send_reminders", trigger_rule="all_done")
+    def send_reminders() -> int:
+        from closeout.notices import reminders_due
+
+        ctx, report_date, now = _intake_context()
+        return _send(ctx, reminders_due(ctx, report_date, now))
+
+    @task(task_display_name="结清告警 watch_deadline", trigger_rule="all_done")
+    def watch_deadline() -> int:
+        from closeout.notices import deadline_alert_due
+
+        ctx, report_date, now = _intake_context()
+        return _send(ctx, deadline_alert_due(ctx, report_date, now))
+
+    judge_arrivals() >> send_receipts() >> send_reminders() >> watch_deadline()
+
+
+closeout_intake_dag = closeout_intake()

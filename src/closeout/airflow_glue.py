@@ -1,0 +1,95 @@
+"""The few places the package meets Airflow: mail through the `smtp_default` connection, failure alerts.
+
+Imported only inside tasks and callbacks (never at DAG parse time); the rest of the package imports no
+Airflow at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from urllib.parse import quote
+
+from closeout.settings import load_settings
+
+SMTP_CONN_ID = "smtp_default"
+
+
+def smtp(default_sender: str) -> tuple[str, Callable]:
+    """(sender, connect): the connection's from_email (else ours) and a logged-in session yielding send_message."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    hook = SmtpHook(smtp_conn_id=SMTP_CONN_ID)
+    sender = hook.get_connection(SMTP_CONN_ID).extra_dejson.get("from_email") or default_sender
+
+    @contextmanager
+    def session() -> Iterator[Callable[[EmailMessage], object]]:
+        # The hook connects and logs in from the connection (SSL/STARTTLS, its retries); its own
+        # send_email_smtp cannot send a prepared multipart message, so its client sends ours.
+        with hook:
+            yield hook._smtp_client.send_message
+
+    return sender, session
+
+
+def task_instance_url(base_url: str, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+    """The task instance's page in the Airflow 3 UI."""
+    url = f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}"
+    return f"{url}/mapped/{map_index}" if map_index is not None and map_index >= 0 else url
+
+
+def one_line(exception: BaseException | str | None) -> str:
+    text = str(exception or "（没有异常信息，见日志）").strip()
+    return " ".join(text.split())[:500]
+
+
+def alert_ops_on_failure(context) -> None:
+    """on_failure_callback and on_retry_callback: one mail to CLOSEOUT_OPS_EMAIL per failed try, in Chinese,
+    naming the DAG, the task, the unit (a county load), the one-line reason and a link to the task instance.
+    Sent with the smtp provider's SmtpNotifier."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    settings = load_settings()
+    if not settings.ops_emails:
+        print("CLOSEOUT_OPS_EMAIL is empty: no failure alert sent")
+        return
+    ti, dag_run = context["ti"], context["dag_run"]
+    map_index = getattr(ti, "map_index", -1)
+    unit = context.get("unit_label") or getattr(ti, "rendered_map_index", None) or ""
+    report_date = (dag_run.conf or {}).get("report_date") or _local_day(dag_run)
+    reason = one_line(context.get("exception"))
+    link = task_instance_url(settings.ui_base_url, ti.dag_id, dag_run.run_id, ti.task_id, map_index)
+    try_number = getattr(ti, "try_number", 1)
+    will_retry = str(getattr(ti, "state", "")).endswith("up_for_retry")
+    state = "将自动重试" if will_retry else "已失败"
+    subject = (
+        f"【任务{state}】{ti.dag_id} · {ti.task_id}{' · ' + unit if unit else ''} · {report_date} · 第{try_number}次"
+    )
+    subject = subject.replace("{", "(").replace("}", ")")
+    html = (
+        f"<p>日清日结任务{state}（第{try_number}次尝试）。</p>"
+        f"<p>DAG：{_h(ti.dag_id)}<br>任务：{_h(ti.task_id)}<br>"
+        + (f"单位：{_h(unit)}<br>" if unit else "")
+        + f"统计日期：{_h(report_date)}<br>运行：{_h(dag_run.run_id)}</p>"
+        f"<p>原因：{_h(reason)}</p>"
+        f'<p><a href="{_h(link)}">在 Airflow 中打开该任务 / open the task instance</a><br>{_h(link)}</p>'
+        "<p>处理办法见 docs/operations.md。</p>"
+    )
+    SmtpNotifier(to=list(settings.ops_emails), subject=subject, html_content=html, smtp_conn_id=SMTP_CONN_ID)(context)
+
+
+def _local_day(dag_run) -> str:
+    from closeout.settings import report_date_for
+
+    try:
+        return report_date_for(dag_run.logical_date, dag_run.run_after).isoformat()
+    except (AttributeError, ValueError):
+        return ""
+
+
+def _h(text: object) -> str:
+    """HTML-escaped, and braces as entities: the notifier renders its fields as Jinja templates."""
+    from html import escape
+
+    return escape(str(text)).replace("{", "&#123;").replace("}", "&#125;")

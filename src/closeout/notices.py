@@ -1,0 +1,249 @@
+"""Messages of the same-day loop: a receipt (回执) per judged file, reminders to late units, the deadline alert.
+
+Each notice has a natural key — (kind, report date, unit, file hash or reminder time) — and is sent at
+most once through the same protocol as the bulletin (closeout.mailer.send_once); which notices are
+due is decided from the store alone, so a re-run, or the cutoff run after intake, sends only what is
+missing. Chinese, plain and short: the clerk reads them on a phone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from closeout.context import Context
+from closeout.mailer import send_once
+from closeout.numbers import render_value
+from closeout.settings import LOCAL_TZ
+from closeout.store import now_local
+
+Connect = Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]]
+CLEARED = ("loaded", "cleared", "break", "excused")  # a file was accepted, or the unit was excused
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str  # receipt | reminder | deadline_alert
+    report_date: str
+    unit_code: str  # '' for the whole day
+    key: str  # the file's SHA-256 for a receipt, the reminder time, '' for the deadline alert
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+
+    @property
+    def ident(self) -> dict:
+        return {"kind": self.kind, "report_date": self.report_date, "unit_code": self.unit_code, "notice_key": self.key}
+
+
+def month_day(day: date) -> str:
+    return f"{day.month}月{day.day}日"
+
+
+# --- what is due ---------------------------------------------------------------------------------------------
+
+
+def receipts_due(ctx: Context, report_date: date) -> list[Notice]:
+    """One receipt for every file judged that day and not yet receipted, oldest first."""
+    day = report_date.isoformat()
+    sent = _sent_keys(ctx, day, "receipt")
+    notices = []
+    for sub in ctx.store.rows("select_judged_submissions", {"report_date": day}):
+        if (sub["unit_code"], sub["sha256"]) in sent:
+            continue
+        unit = ctx.registry.get(sub["unit_code"])
+        notices.append(_receipt(ctx, report_date, unit, sub))
+    return notices
+
+
+def _receipt(ctx: Context, report_date: date, unit, sub: dict) -> Notice:
+    day, when = report_date.isoformat(), sub["received_at"][11:16]
+    findings = ctx.store.rows(
+        "select_file_findings", {"report_date": day, "unit_code": unit.code, "file_name": sub["file_name"]}
+    )
+    head = f"{unit.name}：\n你单位 {when} 报送的{month_day(report_date)}日报文件 {sub['file_name']}"
+    if sub["status"] == "rejected":
+        subject = f"【退回】{unit.name}{month_day(report_date)}日报未通过校验，请更正后重报"
+        lines = [line for line in sub["reasons"].splitlines() if line]
+        body = (
+            f"{head} 未通过校验，已退回（未入库）。原因：\n"
+            + "\n".join(f"  {i}. {line}" for i, line in enumerate(lines, start=1))
+            + f"\n\n请按上述原因改正后，在 {ctx.settings.cutoff} 前用同一文件名重新放入收件目录 {day}/。"
+            "\n填报要求见《日报报送格式说明》（docs/submission-format.md）。"
+        )
+    else:
+        subject = f"【回执】{unit.name}{month_day(report_date)}日报已受理"
+        figures = {
+            r["metric"]: r
+            for r in ctx.store.rows("select_figures_of_file", {**_key(day, unit.code), "sha256": sub["sha256"]})
+        }
+        shown = [
+            f"  {m.label}：{render_value(figures[m.key]['value'], figures[m.key]['qualifier'])}{m.unit}"
+            for m in ctx.catalogue.metrics
+            if m.key in figures
+        ]
+        notes = [f"  {f['line']}" for f in findings if f["severity"] != "hard"]
+        superseded = "（此后已被更新的文件替代）" if sub["status"] == "superseded" else ""
+        body = (
+            f"{head} 已受理{superseded}。读入的数字如下，请核对：\n"
+            + "\n".join(shown)
+            + (("\n\n提示：\n" + "\n".join(notes)) if notes else "")
+            + f"\n\n如有错误，请在 {ctx.settings.cutoff} 前用同一文件名重报；日报发布后再改须在备注列写明原因。"
+        )
+    return Notice("receipt", day, unit.code, sub["sha256"], unit.contacts, subject, body + _footer(sub["sha256"]))
+
+
+def reminders_due(ctx: Context, report_date: date, now: datetime) -> list[Notice]:
+    """At each reminder time passed (before the cutoff), units still without an accepted file, once each."""
+    day = report_date.isoformat()
+    statuses = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": day})}
+    excused = {r["unit_code"] for r in ctx.store.rows("select_excusals", {"report_date": day})}
+    sent = _sent_keys(ctx, day, "reminder")
+    notices = []
+    if now >= _local(report_date, ctx.settings.cutoff):
+        return []  # after the cutoff a reminder helps no one: the day is judged
+    for at in ctx.settings.reminders:
+        if at >= ctx.settings.cutoff or now < _local(report_date, at):
+            continue
+        for unit in ctx.registry.units:
+            status = statuses.get(unit.code)
+            if not unit.required or unit.code in excused or status in CLEARED or (unit.code, at) in sent:
+                continue
+            why = "报送的文件未通过校验，尚未重报" if status == "rejected" else "尚未收到报送文件"
+            subject = f"【提醒】{unit.name}{month_day(report_date)}日报{why}（{ctx.settings.cutoff}截止）"
+            body = (
+                f"{unit.name}：\n截至 {at}，你单位{month_day(report_date)}的日报{why}。"
+                f"\n请在 {ctx.settings.cutoff} 前把文件放入收件目录 {day}/（文件名用单位代码 {unit.code}、拼音 {unit.slug}"
+                f" 或中文名 {unit.name}，.csv 或 .xlsx）。逾期按缺报处理。"
+                "\n如今天确实无法报送，请告知值班人员。"
+            )
+            notices.append(
+                Notice("reminder", day, unit.code, at, unit.contacts + ctx.settings.ops_emails, subject, body)
+            )
+    return notices
+
+
+def open_units(ctx: Context, report_date: date) -> list[tuple[str, str]]:
+    """Required units holding the day open, with why: (name, reason)."""
+    day = report_date.isoformat()
+    rows = {r["unit_code"]: r for r in ctx.store.rows("select_unit_days", {"report_date": day})}
+    labels = {
+        "rejected": "文件被退回未重报",
+        "break": "未结清（与前日接不上）",
+        "received": "已收到文件但未能入库",
+        "loaded": "已受理，待对账",
+        "missing": "缺报（未收到文件）",
+    }
+    found = []
+    for unit in ctx.registry.units:
+        status = rows.get(unit.code, {}).get("status", "missing")
+        if unit.required and status not in ("cleared", "excused"):
+            detail = rows.get(unit.code, {}).get("detail", "")
+            found.append((unit.name, labels.get(status, status) + (f"：{detail}" if detail else "")))
+    return found
+
+
+def deadline_alert_due(ctx: Context, report_date: date, now: datetime) -> list[Notice]:
+    """After the deadline, if the day is not closed (bulletin sent, every required unit cleared or excused): one alert."""
+    day = report_date.isoformat()
+    if now < _deadline(ctx, report_date) or _sent_keys(ctx, day, "deadline_alert"):
+        return []
+    units = open_units(ctx, report_date)
+    delivery = ctx.store.rows("select_delivery", {"report_date": day})
+    bulletin_sent = bool(delivery) and delivery[0]["status"] == "sent"
+    if not units and bulletin_sent:
+        return []
+    lines = [f"  {name}：{why}" for name, why in units]
+    if not bulletin_sent:
+        lines.insert(0, "  日报尚未发出" + ("（发送未确认）" if delivery else ""))
+    subject = f"【告警】{month_day(report_date)}日报截至 {ctx.settings.deadline} 仍未结清（{len(units)}个单位）"
+    body = (
+        f"{month_day(report_date)}的日清日结截至 {ctx.settings.deadline} 仍未完成：\n"
+        + "\n".join(lines)
+        + f"\n\n处理办法见运维手册 docs/operations.md；当天状态：closeout status {day}；"
+        f"\nAirflow：{ctx.settings.ui_base_url}/dags/daily_closeout"
+    )
+    return [Notice("deadline_alert", day, "", "", ctx.settings.ops_emails, subject, body)]
+
+
+def _deadline(ctx: Context, report_date: date) -> datetime:
+    """The deadline is on the report date, or past midnight on the next day when it is earlier than the cutoff."""
+    deadline = _local(report_date, ctx.settings.deadline)
+    if ctx.settings.deadline <= ctx.settings.cutoff:
+        deadline += timedelta(days=1)
+    return deadline
+
+
+def _local(day: date, hhmm: str) -> datetime:
+    hours, minutes = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=LOCAL_TZ)
+
+
+def _key(day: str, unit_code: str) -> dict:
+    return {"report_date": day, "unit_code": unit_code}
+
+
+def _sent_keys(ctx: Context, day: str, kind: str) -> set[tuple[str, str]]:
+    """Notices recorded (sent, or being sent: never twice) of one kind for the day, as (unit, key)."""
+    return {
+        (r["unit_code"], r["notice_key"])
+        for r in ctx.store.rows("select_notices", {"report_date": day})
+        if r["kind"] == kind
+    }
+
+
+def _footer(sha256: str) -> str:
+    return f"\n\n（文件校验码 SHA-256 前12位：{sha256[:12]}。本邮件由日清日结系统自动发送，请勿直接回复。）"
+
+
+# --- sending -------------------------------------------------------------------------------------------------
+
+
+def build_notice_message(notice: Notice, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = notice.subject
+    message["From"] = sender
+    message["To"] = ", ".join(notice.recipients)
+    message["Date"] = formatdate(localtime=True)
+    domain = sender.rpartition("@")[2] or "closeout.invalid"
+    message["Message-ID"] = make_msgid(idstring=f"closeout-{notice.kind}-{notice.report_date}", domain=domain)
+    message.set_content(notice.body, charset="utf-8")
+    return message
+
+
+def send_notices(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
+    """Send each notice at most once; a notice with no recipients is recorded as such and not mailed."""
+    store, sent = ctx.store, []
+    for notice in notices:
+        if store.rows("select_notice", notice.ident):
+            continue  # recorded since it was found due (a parallel run): never twice
+        message = build_notice_message(notice, sender)
+        record = {
+            **notice.ident,
+            "subject": notice.subject,
+            "recipients": ", ".join(notice.recipients),
+            "message_id": message["Message-ID"],
+            "body": notice.body,
+            "started_at": now_local(),
+        }
+        if not notice.recipients:  # no contact in the registry: kept for the record and the board, not mailed
+            with store.transaction() as conn:
+                store.run(conn, "insert_notice", {**record, "recipients": "（名录中无联系人）"})
+                store.run(conn, "mark_notice_sent", {**notice.ident, "sent_at": now_local()})
+            continue
+        send_once(
+            store,
+            message,
+            connect,
+            claim=lambda conn, record=record: store.run(conn, "insert_notice", record),
+            release=lambda conn, notice=notice: store.run(conn, "delete_unsent_notice", notice.ident),
+            confirm=lambda conn, notice=notice: store.run(
+                conn, "mark_notice_sent", {**notice.ident, "sent_at": now_local()}
+            ),
+        )
+        sent.append(notice)
+    return sent

@@ -1,0 +1,126 @@
+"""The same-day loop on a real store and a real SMTP server: receipts, reminders, the deadline alert, 标记缺报."""
+
+from datetime import date, datetime
+
+from conftest import SAMPLE_INBOX, copy_day, received_mails
+from test_load_and_store import close_day, smtp_connect
+
+from closeout import notices, pipeline
+from closeout.cli import main as cli
+from closeout.excusal import mark_absent
+from closeout.settings import LOCAL_TZ
+
+DAY = date(2022, 3, 19)
+SENDER = "closeout@test.invalid"
+
+
+def at(hhmm: str, day: date = DAY) -> datetime:
+    hours, minutes = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=LOCAL_TZ)
+
+
+def afternoon(db_url, ctx_for, tmp_path):
+    """The 19th with 衢江 accepted, 柯城 rejected, three units not yet in; ops and unit contacts from the registry."""
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    for name in ("changshan.csv", "开化县.xlsx", "龙游县.csv", "jiangshan.csv"):
+        (folder / name).unlink()
+    bad = folder / "330802.csv"
+    bad.write_text(bad.read_text(encoding="utf-8").replace("sampled,", "sampled,约", 1), encoding="utf-8")
+    ctx = ctx_for(db_url, inbox, CLOSEOUT_OPS_EMAIL="ops@test.invalid")
+    return ctx, folder
+
+
+def test_each_judged_file_gets_one_receipt_naming_what_was_read_or_why_not(db_url, ctx_for, tmp_path, smtp_sink):
+    ctx, folder = afternoon(db_url, ctx_for, tmp_path)
+    assert sorted(pipeline.judge_arrivals(ctx, DAY)) == ["330802", "330803"]
+    sent = notices.send_notices(ctx, notices.receipts_due(ctx, DAY), SENDER, smtp_connect(smtp_sink))
+    assert {(n.unit_code, n.kind) for n in sent} == {("330802", "receipt"), ("330803", "receipt")}
+    mails = {m["To"]: m for m in received_mails(smtp_sink.folder)}
+    accepted = mails["qujiang-report@example.invalid"]
+    assert accepted["Subject"] == "【回执】衢江区3月19日日报已受理" and accepted["Message-ID"] and accepted["Date"]
+    assert "采样人次：" in accepted.get_content() and "请核对" in accepted.get_content()
+    rejected = mails["kecheng-report@example.invalid"]
+    assert rejected["Subject"].startswith("【退回】柯城区3月19日日报未通过校验")
+    body = rejected.get_content()
+    assert "第" in body and "行" in body and "[rule: approximation_in_hard_metric]" in body and "21:00 前" in body
+    # again, and after the cutoff run judged everything afresh: nothing more
+    assert pipeline.judge_arrivals(ctx, DAY) == []
+    close_day(ctx)
+    assert notices.send_notices(ctx, notices.receipts_due(ctx, DAY), SENDER, smtp_connect(smtp_sink)) == []
+    assert len(received_mails(smtp_sink.folder)) == 2
+    # a corrected file gets its own receipt
+    fixed = folder / "330802.csv"
+    fixed.write_text(fixed.read_text(encoding="utf-8").replace("sampled,约", "sampled,"), encoding="utf-8")
+    assert pipeline.judge_arrivals(ctx, DAY) == ["330802"]
+    [again] = notices.send_notices(ctx, notices.receipts_due(ctx, DAY), SENDER, smtp_connect(smtp_sink))
+    assert again.unit_code == "330802" and again.subject.startswith("【回执】")
+
+
+def test_reminders_go_once_per_unit_and_time_to_units_still_open_copied_to_ops(db_url, ctx_for, tmp_path, smtp_sink):
+    ctx, _ = afternoon(db_url, ctx_for, tmp_path)
+    pipeline.judge_arrivals(ctx, DAY)
+    mark_absent(ctx, DAY, "龙游县", "通信中断，今日无法报送", "duty")
+    assert notices.reminders_due(ctx, DAY, at("18:59")) == []
+    first = notices.send_notices(ctx, notices.reminders_due(ctx, DAY, at("19:01")), SENDER, smtp_connect(smtp_sink))
+    # 衢江 accepted, 龙游 excused: 柯城 (rejected), 常山, 开化, 江山 (nothing yet) are reminded
+    assert sorted(n.unit_code for n in first) == ["330802", "330822", "330824", "330881"]
+    assert all(n.key == "19:00" and "ops@test.invalid" in n.recipients for n in first)
+    assert "未通过校验" in next(n.subject for n in first if n.unit_code == "330802")
+    assert notices.reminders_due(ctx, DAY, at("19:30")) == []  # once per time, even on a re-run
+    second = notices.reminders_due(ctx, DAY, at("20:31"))
+    assert sorted(n.unit_code for n in second) == ["330802", "330822", "330824", "330881"]
+    assert notices.reminders_due(ctx, DAY, at("21:00")) == []  # after the cutoff: no reminder
+    assert notices.reminders_due(ctx, DAY, at("20:59")) != []  # 20:30 not yet recorded: sent late, not lost
+    notices.send_notices(ctx, second, SENDER, smtp_connect(smtp_sink))
+    assert len(received_mails(smtp_sink.folder)) == 8
+
+
+def test_deadline_alert_names_each_open_unit_once_and_an_excused_unit_does_not_hold_the_day(
+    db_url, ctx_for, tmp_path, smtp_sink
+):
+    ctx, _ = afternoon(db_url, ctx_for, tmp_path)
+    close_day(ctx)
+    mark_absent(ctx, DAY, "longyou", "通信中断", "duty")
+    close_day(ctx)
+    assert notices.deadline_alert_due(ctx, DAY, at("23:29")) == []
+    [alert] = notices.send_notices(
+        ctx, notices.deadline_alert_due(ctx, DAY, at("23:31")), SENDER, smtp_connect(smtp_sink)
+    )
+    assert alert.recipients == ("ops@test.invalid",)
+    for name in ("柯城区", "常山县", "开化县", "江山市", "日报尚未发出"):
+        assert name in alert.body
+    assert "龙游县" not in alert.body and "衢江区" not in alert.body
+    assert notices.deadline_alert_due(ctx, DAY, at("23:59")) == []
+    statuses = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": "2022-03-19"})}
+    assert statuses["330825"] == "excused"
+
+
+def test_a_closed_day_raises_no_alert_and_status_says_which_store_and_exits_zero(
+    db_url, ctx_for, tmp_path, smtp_sink, capsys
+):
+    inbox = tmp_path / "inbox"
+    copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    ctx = ctx_for(db_url, inbox, CLOSEOUT_OPS_EMAIL="ops@test.invalid")
+    close_day(ctx, date(2022, 3, 18))
+    close_day(ctx)
+    assert cli(["status", "2022-03-19"]) == 1  # all cleared, bulletin not sent yet
+    pipeline.email_bulletin(ctx, DAY, SENDER, smtp_connect(smtp_sink))
+    assert notices.deadline_alert_due(ctx, DAY, at("23:45")) == []
+    capsys.readouterr()
+    assert cli(["status", "2022-03-19"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("store: ") and ("closeout.db" in out.splitlines()[0] or "postgresql" in out.splitlines()[0])
+
+
+def test_mark_absent_needs_a_known_unit_and_a_reason(db_url, ctx_for, tmp_path):
+    ctx = ctx_for(db_url, tmp_path / "inbox")
+    import pytest
+
+    with pytest.raises(ValueError, match="原因"):
+        mark_absent(ctx, DAY, "龙游县", "  ", "duty")
+    with pytest.raises(ValueError, match="没有单位"):
+        mark_absent(ctx, DAY, "杭州市", "x", "duty")
+    assert cli(["mark-absent", "2022-03-19", "330825", "--reason", "停电"]) == 0
+    assert [r["reason"] for r in ctx.store.rows("select_excusals", {"report_date": "2022-03-19"})] == ["停电"]
