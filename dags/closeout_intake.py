@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from closeout.airflow_glue import alert_ops_on_failure
+from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry
 from closeout.settings import intake_cron
 
 
@@ -33,8 +33,11 @@ def _intake_context():
     from closeout.settings import intake_report_date
 
     ctx = Context.from_env()
-    run_after = get_current_context()["dag_run"].run_after
-    return ctx, intake_report_date(run_after, ctx.settings.opening), run_after
+    dag_run = get_current_context()["dag_run"]
+    # The tick's own time: its logical date (a scheduled tick's, or the one `airflow dags test` was given), never
+    # the clock; a run triggered without one uses its run_after.
+    when = dag_run.logical_date or dag_run.run_after
+    return ctx, intake_report_date(when, ctx.settings.opening), when
 
 
 def _send(ctx, due) -> int:
@@ -65,7 +68,7 @@ def _send(ctx, due) -> int:
         "retry_delay": timedelta(seconds=30),
         "owner": "closeout-ops",
         "on_failure_callback": alert_ops_on_failure,
-        "on_retry_callback": alert_ops_on_failure,
+        "on_retry_callback": alert_ops_on_retry,
     },
     doc_md=__doc__,
 )

@@ -29,7 +29,7 @@ from datetime import timedelta
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from closeout.airflow_glue import alert_ops_on_failure
+from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry
 from closeout.settings import cutoff_from_env
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
@@ -66,7 +66,7 @@ def _context_and_date(logical_date):
         "retry_delay": timedelta(minutes=1),
         "owner": "closeout-ops",
         "on_failure_callback": alert_ops_on_failure,
-        "on_retry_callback": alert_ops_on_failure,
+        "on_retry_callback": alert_ops_on_retry,
     },
     params={
         "report_date": Param(

@@ -34,14 +34,21 @@ os.environ.update(
 
 # A test that takes one of these needs a running service; `pytest -m unit` leaves it out.
 SERVICE_FIXTURES = {"db_url", "postgres_url", "smtp_sink", "airflow_db", "e2e"}
+# Whole pipelines on an embedded store, or fresh interpreters and Airflow: no service, but not seconds either.
+INTEGRATION_MODULES = {"test_bulletin", "test_dag", "test_compose"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test is `unit` (no services, seconds) unless it needs a service or a browser."""
+    """Every test is `unit` (no services, seconds) unless it needs a service, a browser, or is an integration test."""
     for item in items:
-        if item.get_closest_marker("services") or item.get_closest_marker("browser"):
+        if any(item.get_closest_marker(m) for m in ("services", "browser", "integration")):
             continue
-        item.add_marker("services" if SERVICE_FIXTURES & set(item.fixturenames) else "unit")
+        if SERVICE_FIXTURES & set(item.fixturenames):
+            item.add_marker("services")
+        elif item.module.__name__ in INTEGRATION_MODULES:
+            item.add_marker("integration")
+        else:
+            item.add_marker("unit")
 
 
 def pytest_sessionfinish(session, exitstatus):

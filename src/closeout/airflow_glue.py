@@ -45,9 +45,18 @@ def one_line(exception: BaseException | str | None) -> str:
 
 
 def alert_ops_on_failure(context) -> None:
-    """on_failure_callback and on_retry_callback: one mail to CLOSEOUT_OPS_EMAIL per failed try, in Chinese,
-    naming the DAG, the task, the unit (a county load), the one-line reason and a link to the task instance.
-    Sent with the smtp provider's SmtpNotifier."""
+    """on_failure_callback: the task has failed for good."""
+    _alert_ops(context, will_retry=False)
+
+
+def alert_ops_on_retry(context) -> None:
+    """on_retry_callback: this try failed, Airflow will try again by itself."""
+    _alert_ops(context, will_retry=True)
+
+
+def _alert_ops(context, will_retry: bool) -> None:
+    """One mail to CLOSEOUT_OPS_EMAIL per failed try, in Chinese, naming the DAG, the task, the unit (a county
+    load), the one-line reason and a link to the task instance. Sent with the smtp provider's SmtpNotifier."""
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     settings = load_settings()
@@ -61,7 +70,6 @@ def alert_ops_on_failure(context) -> None:
     reason = one_line(context.get("exception"))
     link = task_instance_url(settings.ui_base_url, ti.dag_id, dag_run.run_id, ti.task_id, map_index)
     try_number = getattr(ti, "try_number", 1)
-    will_retry = str(getattr(ti, "state", "")).endswith("up_for_retry")
     state = "将自动重试" if will_retry else "已失败"
     subject = (
         f"【任务{state}】{ti.dag_id} · {ti.task_id}{' · ' + unit if unit else ''} · {report_date} · 第{try_number}次"

@@ -39,6 +39,16 @@ class Failure:
 class GxRunner:
     """An ephemeral GX context: suites are code, nothing is written to disk."""
 
+    _shared: GxRunner | None = None
+
+    @classmethod
+    def shared(cls) -> GxRunner:
+        """One context per process: building one costs more than most validations (each run adds and removes
+        its own asset and suite, so runs never see each other's)."""
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
+
     def __init__(self) -> None:
         # Before the import: GX logs hundreds of INFO lines while importing, which would bury task logs.
         logging.getLogger("great_expectations").setLevel(logging.WARNING)

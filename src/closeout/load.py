@@ -75,7 +75,7 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
     if pending:
         from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
 
-        validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner())
+        validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner.shared())
     for sub, item in pending:
         outcomes[sub.unit.code] = _commit(ctx, sub, item)
     for code in codes:  # after the figures, so a bad narrative never holds them up

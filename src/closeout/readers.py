@@ -362,7 +362,7 @@ def _read_sheets(data: bytes, limits: Limits, budget: Budget) -> Workbook:
             sheet = Sheet(str(ws.title), ws.sheet_state == "visible")
             parser = ExactParser(
                 ws._get_source(),
-                workbook.shared_strings,
+                ws._shared_strings,  # the list openpyxl read for this workbook (read-only mode keeps it per sheet)
                 data_only=True,
                 epoch=workbook.epoch,
                 date_formats=workbook._date_formats,

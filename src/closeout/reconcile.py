@@ -172,7 +172,9 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
     wide = wide_with_history(ctx, figures)
     checks = [c for c in ctx.catalogue.checks if c.stage == "reconcile"]
     if not wide.empty:
-        findings += run_checks(GxRunner(), wide, checks, ctx.catalogue, report_date, ctx.unit_names(), "reconcile")
+        findings += run_checks(
+            GxRunner.shared(), wide, checks, ctx.catalogue, report_date, ctx.unit_names(), "reconcile"
+        )
     loaded_status = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": day})}
     excused = {
         r["unit_code"]: f"{r['reason']}（{r['marked_by']} 标记）"
