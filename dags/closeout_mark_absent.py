@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from closeout.airflow_glue import alert_ops_on_failure
 from closeout.registry import pick_list
+from closeout.settings import today_local
 
 UNITS, UNIT_NAMES = pick_list()
 
@@ -32,7 +33,11 @@ UNITS, UNIT_NAMES = pick_list()
     default_args={"retries": 0, "owner": "closeout-ops", "on_failure_callback": alert_ops_on_failure},
     params={
         "report_date": Param(
-            type="string", format="date", title="统计日期 report date", description="哪一天的日报（北京时间）"
+            today_local(),
+            type="string",
+            format="date",
+            title="统计日期 report date",
+            description="哪一天的日报（北京时间）",
         ),
         "unit": Param(
             UNITS[0] if UNITS else "",

@@ -30,7 +30,7 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, t
 from airflow.sdk.exceptions import AirflowFailException
 
 from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry
-from closeout.settings import cutoff_from_env
+from closeout.settings import cutoff_from_env, today_local
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
 # County loads share this pool (created by scripts/airflow-init.sh, sized by CLOSEOUT_LOAD_POOL_SLOTS) so a
@@ -39,18 +39,20 @@ LOAD_POOL = "closeout_unit_loads"
 
 
 def _context_and_date(logical_date):
-    """The report date: the form's report_date if given, else the logical date's local day (a run triggered
-    without a logical date uses its run_after)."""
+    """The report date: the trigger form's 统计日期 when the run was given one (its conf), else the logical date's
+    local day (a run triggered without a logical date uses its run_after). Scheduled runs, re-runs and
+    `airflow dags test DATE` carry no form, so the form's default never decides their day."""
     from datetime import date
 
     from closeout.context import Context
     from closeout.settings import report_date_for
 
     context = get_current_context()
-    chosen = (context.get("params") or {}).get("report_date")
+    dag_run = context["dag_run"]
+    chosen = (dag_run.conf or {}).get("report_date")
     if chosen:
         return Context.from_env(), date.fromisoformat(str(chosen))
-    return Context.from_env(), report_date_for(logical_date, context["dag_run"].run_after)
+    return Context.from_env(), report_date_for(logical_date, dag_run.run_after)
 
 
 @dag(
@@ -69,12 +71,14 @@ def _context_and_date(logical_date):
         "on_retry_callback": alert_ops_on_retry,
     },
     params={
+        # The form opens on today's date in Asia/Shanghai (the DAG is parsed again every few minutes); only a
+        # date sent with the trigger decides the day (see _context_and_date), never this default.
         "report_date": Param(
-            None,
-            type=["null", "string"],
+            today_local(),
+            type="string",
             format="date",
             title="统计日期 report date",
-            description="要结清的统计日期（北京时间）；不填则按运行的逻辑日期 / leave empty for the logical date's local day",
+            description="要结清的统计日期（北京时间）/ the report date to close out (Asia/Shanghai)",
         )
     },
     doc_md=__doc__,

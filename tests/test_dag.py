@@ -86,8 +86,8 @@ def test_cutoff_comes_from_the_environment():
 # ---- end to end ------------------------------------------------------------------------------------------
 
 
-def run_day(monkeypatch, env: dict, report_date: str, smtp_sink):
-    """`dag.test()` for one report date, with the environment an operator would set."""
+def run_day(monkeypatch, env: dict, report_date: str, smtp_sink, conf: dict | None = None):
+    """`dag.test()` for one report date (the logical date's day), with the environment an operator would set."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv(
@@ -99,7 +99,7 @@ def run_day(monkeypatch, env: dict, report_date: str, smtp_sink):
 
     dag = DagBag(dag_folder=str(DAG_FILE)).dags["daily_closeout"]
     logical = datetime.fromisoformat(report_date).replace(hour=21, tzinfo=ZoneInfo("Asia/Shanghai"))
-    run = dag.test(logical_date=logical)
+    run = dag.test(logical_date=logical, run_conf=conf)
     return {(ti.task_id, ti.map_index): ti for ti in run.get_task_instances()}, run
 
 
@@ -171,6 +171,14 @@ def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeyp
     assert set(states(tis).values()) == {"success"}
     assert len(emails(smtp_sink)) == 1 and len(receipts(smtp_sink)) == 6  # the re-run sent nothing
     assert snapshot(db_url) == before  # and changed nothing
+
+
+def test_the_trigger_forms_report_date_decides_the_day_not_the_clock_or_the_logical_date(e2e, monkeypatch, smtp_sink):
+    env, _, _ = e2e
+    tis, run = run_day(monkeypatch, env, "2026-11-29", smtp_sink, conf={"report_date": "2022-03-19"})
+    assert set(states(tis).values()) == {"success"} and str(run.state) == "success"
+    (message,) = emails(smtp_sink)
+    assert message["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
 
 
 def test_missing_unit_fails_its_task_and_the_bulletin_still_goes(e2e, monkeypatch, smtp_sink):

@@ -135,6 +135,11 @@ def intake_report_date(when: datetime, opening: str) -> date:
     return local.date() - timedelta(days=1) if local.strftime("%H:%M") < opening else local.date()
 
 
+def today_local() -> str:
+    """Today in Asia/Shanghai, ISO: only ever a trigger form's default, never a run's report date."""
+    return datetime.now(LOCAL_TZ).date().isoformat()
+
+
 def report_date_for(logical_date: datetime | None, run_after: datetime | None = None) -> date:
     """The report date is the run's logical date as a local day in Asia/Shanghai, never the clock's.
 
