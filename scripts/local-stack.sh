@@ -42,7 +42,7 @@ for _ in $(seq 90); do curl -fs "http://localhost:$PORT/api/v2/monitor/health" >
 cat <<MSG
 
   Airflow UI:  http://localhost:$PORT   (local: no login)
-  Sample day:  DAG daily_closeout → Trigger → 统计日期 report date = 2022-03-19 (any of 2022-03-13 … 2022-03-20)
+  Sample day:  DAG daily_closeout → Trigger → 统计日期 report date = 2022-03-19 (any day of the sample week 2022-03-13 … 2022-03-19)
   Mails:       $DATA/mail/*.eml      Logs: $DATA/logs/      Store: $DATA/closeout.db
   Status:      CLOSEOUT_DATA=$DATA .venv/bin/closeout status 2022-03-19
 
