@@ -1,7 +1,7 @@
 """The county-facing contract: every metric, limit and refusal a clerk can meet, as the loader applies them.
 
 docs/submission-format.md carries the generated parts between `<!-- generated: NAME -->` and
-`<!-- /generated -->`; `closeout contract` rewrites them, and a test fails when they are stale.
+`<!-- /generated -->`; `closeout contract` rewrites them (`--check` only compares), and a test fails when they are stale.
 The metrics come from the catalogue, the limits from closeout.limits, the value rules from
 closeout.numbers, the row rules from closeout.checks and the same-day checks from checks.yaml.
 """
@@ -9,7 +9,6 @@ closeout.numbers, the row rules from closeout.checks and the same-day checks fro
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from closeout.catalogue import KINDS, Catalogue
 from closeout.checks import ROW_RULES
@@ -93,7 +92,7 @@ def _limits_table(limits: Limits) -> str:
     return "\n".join(lines)
 
 
-def _refusals_table(catalogue: Catalogue) -> str:
+def _refusals_table() -> str:
     lines = ["| rule | 结果 | 什么情况、怎么办 / what it means, what to do |", "|---|---|---|"]
     rows = [(rule, verdict, text) for rule, verdict, text in FILE_RULES]
     rows += [(rule, "拒收", text) for rule, text in RULE_TEXT.items()]
@@ -134,7 +133,7 @@ def generated_blocks(catalogue: Catalogue, limits: Limits) -> dict[str, str]:
     return {
         "metrics": _metrics_table(catalogue),
         "limits": _limits_table(limits),
-        "refusals": _refusals_table(catalogue),
+        "refusals": _refusals_table(),
         "checks": _checks_list(catalogue),
     }
 
@@ -147,12 +146,3 @@ def render_document(text: str, blocks: dict[str, str]) -> str:
         return f"{match.group(1)}{blocks[name]}\n{match.group(4)}"
 
     return BLOCK.sub(fill, text)
-
-
-def rewrite(path: Path, catalogue: Catalogue, limits: Limits) -> bool:
-    """Rewrite the generated blocks of the document; True if anything changed."""
-    text = path.read_text(encoding="utf-8")
-    fresh = render_document(text, generated_blocks(catalogue, limits))
-    if fresh != text:
-        path.write_text(fresh, encoding="utf-8")
-    return fresh != text

@@ -33,13 +33,14 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
     registry, store, day = ctx.registry, ctx.store, report_date.isoformat()
     inbox = discover(ctx.settings.inbox, report_date, registry)
     unit_status = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
+    excused = {r["unit_code"]: r["reason"] for r in store.rows("select_excusals", {"report_date": day})}
     outcomes: dict[str, UnitOutcome] = {}
     pending: list[tuple[Submission, ArchivedFile]] = []
     for code in codes:
         unit = registry.get(code)
         files = inbox.figure_files.get(code, [])
         if not files:
-            outcomes[code] = _no_file(ctx, report_date, unit)
+            outcomes[code] = _no_file(ctx, report_date, unit, excused.get(code))
             continue
         archived = [_take(ctx, f, report_date, code) for f in files]
         if unit_status.get(code) in (None, "missing"):  # so a load that then crashes never reads as 未报送
@@ -105,16 +106,14 @@ def _judge(ctx: Context, item: ArchivedFile, unit: Unit, report_date: date) -> S
     )
 
 
-def _no_file(ctx: Context, report_date: date, unit: Unit) -> UnitOutcome:
+def _no_file(ctx: Context, report_date: date, unit: Unit, excused_because: str | None) -> UnitOutcome:
     day = report_date.isoformat()
     if ctx.store.rows("select_unit_figures", {"report_date": day, "unit_code": unit.code}):
         return UnitOutcome(unit.code, unit.name, "unchanged")  # loaded earlier; the file has since left the inbox
-    excusal = ctx.store.rows("select_excusals", {"report_date": day})
-    reason = next((r["reason"] for r in excusal if r["unit_code"] == unit.code), None)
-    if reason is not None:  # an operator recorded that it will not report today: not a failure
+    if excused_because is not None:  # an operator recorded that it will not report today: not a failure
         with ctx.store.transaction() as conn:
-            ctx.store.set_unit_day(conn, day, unit.code, "excused", reason)
-        return UnitOutcome(unit.code, unit.name, "excused", [f"[已标记缺报] {unit.label}：{reason}"])
+            ctx.store.set_unit_day(conn, day, unit.code, "excused", excused_because)
+        return UnitOutcome(unit.code, unit.name, "excused", [f"[已标记缺报] {unit.label}：{excused_because}"])
     status = "missing" if unit.required else "absent"
     detail = (
         f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"

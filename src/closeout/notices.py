@@ -79,7 +79,9 @@ def _receipt(ctx: Context, report_date: date, unit, sub: dict) -> Notice:
         subject = f"【回执】{unit.name}{month_day(report_date)}日报已受理"
         figures = {
             r["metric"]: r
-            for r in ctx.store.rows("select_figures_of_file", {**_key(day, unit.code), "sha256": sub["sha256"]})
+            for r in ctx.store.rows(
+                "select_figures_of_file", {"report_date": day, "unit_code": unit.code, "sha256": sub["sha256"]}
+            )
         }
         shown = [
             f"  {m.label}：{render_value(figures[m.key]['value'], figures[m.key]['qualifier'])}{m.unit}"
@@ -181,10 +183,6 @@ def _deadline(ctx: Context, report_date: date) -> datetime:
 def _local(day: date, hhmm: str) -> datetime:
     hours, minutes = map(int, hhmm.split(":"))
     return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=LOCAL_TZ)
-
-
-def _key(day: str, unit_code: str) -> dict:
-    return {"report_date": day, "unit_code": unit_code}
 
 
 def _sent_keys(ctx: Context, day: str, kind: str) -> set[tuple[str, str]]:
