@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry
+from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry, fail_at_once_policy
 from closeout.settings import intake_cron
 
 
@@ -69,6 +69,7 @@ def _send(ctx, due) -> int:
         "owner": "closeout-ops",
         "on_failure_callback": alert_ops_on_failure,
         "on_retry_callback": alert_ops_on_retry,
+        "retry_policy": fail_at_once_policy(),
     },
     doc_md=__doc__,
 )

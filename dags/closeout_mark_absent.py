@@ -15,9 +15,8 @@ no longer reminded, no longer holds the day open, and the bulletin says why. Sam
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
 
-from closeout.airflow_glue import alert_ops_on_failure
+from closeout.airflow_glue import OperatorMustAct, alert_ops_on_failure, fail_at_once_policy
 from closeout.registry import pick_list
 from closeout.settings import today_local
 
@@ -30,7 +29,12 @@ UNITS, UNIT_NAMES = pick_list()
     schedule=None,
     catchup=False,
     tags=["closeout", "日清日结"],
-    default_args={"retries": 0, "owner": "closeout-ops", "on_failure_callback": alert_ops_on_failure},
+    default_args={
+        "retries": 0,
+        "owner": "closeout-ops",
+        "on_failure_callback": alert_ops_on_failure,
+        "retry_policy": fail_at_once_policy(),
+    },
     params={
         "report_date": Param(
             today_local(),
@@ -67,7 +71,7 @@ def closeout_mark_absent():
         try:
             line = mark_absent(ctx, report_date, params["unit"], params["reason"], f"{who} (Airflow)")
         except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
+            raise OperatorMustAct(str(exc)) from None
         print(line)
         reconcile_day(ctx, report_date)
         return line

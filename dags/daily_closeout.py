@@ -27,9 +27,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
 
-from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry
+from closeout.airflow_glue import OperatorMustAct, alert_ops_on_failure, alert_ops_on_retry, fail_at_once_policy
 from closeout.settings import cutoff_from_env, today_local
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
@@ -69,6 +68,7 @@ def _context_and_date(logical_date):
         "owner": "closeout-ops",
         "on_failure_callback": alert_ops_on_failure,
         "on_retry_callback": alert_ops_on_retry,
+        "retry_policy": fail_at_once_policy(),
     },
     params={
         # The form opens on today's date in Asia/Shanghai (the DAG is parsed again every few minutes); only a
@@ -91,11 +91,15 @@ def daily_closeout():
 
         return plan(Context.from_env())
 
-    @task(task_display_name="县级数据入库 load_unit_group", map_index_template="{{ unit_label }}", pool=LOAD_POOL)
+    # Labelled from its own argument, which Airflow renders before the task runs: a failed load is labelled too.
+    @task(
+        task_display_name="县级数据入库 load_unit_group",
+        map_index_template="{{ task.op_kwargs['group']['label'] }}",
+        pool=LOAD_POOL,
+    )
     def load_unit_group(group: dict, logical_date=None) -> list[dict]:
         from closeout.load import load_group
 
-        get_current_context()["unit_label"] = group["label"]  # first, so a failed task is labelled too
         ctx, report_date = _context_and_date(logical_date)
         outcomes = load_group(ctx, report_date, group["codes"])
         for outcome in outcomes:
@@ -105,7 +109,7 @@ def daily_closeout():
         failed = [o for o in outcomes if o.failed]
         if failed:
             # A data problem: retrying will not fix it, so fail at once and let the bulletin go out on time.
-            raise AirflowFailException(
+            raise OperatorMustAct(
                 " | ".join(o.lines[0] + (f" （另有{len(o.lines) - 1}条）" if len(o.lines) > 1 else "") for o in failed)
             )
         return [{"unit_code": o.unit_code, "status": o.status} for o in outcomes]
@@ -149,7 +153,7 @@ def daily_closeout():
         try:
             delivery = email(ctx, report_date, sender, smtp_session)
         except DeliveryUncertain as exc:  # retrying cannot answer whether the mail arrived: the operator can
-            raise AirflowFailException(str(exc)) from exc
+            raise OperatorMustAct(str(exc)) from exc
         print(f"{report_date}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
         return {"status": delivery.status, "message_id": delivery.message_id}
 
@@ -162,7 +166,7 @@ def daily_closeout():
         if still_open:
             # The bulletin is out; the run stays red until every county's day is cleared.
             listed = "；".join(f"{name} {why}" for name, why in still_open)
-            raise AirflowFailException(f"{report_date} 未全部结清（日报已按时发出）：{listed}")
+            raise OperatorMustAct(f"{report_date} 未全部结清（日报已按时发出）：{listed}")
 
     groups = plan_unit_groups()
     loads = load_unit_group.expand(group=groups)

@@ -214,10 +214,10 @@ class AirflowCluster:
             self._tokens[user[0]] = response.json()["access_token"]
         return self._tokens[user[0]]
 
-    def api(self, method: str, path: str, user: tuple[str, str] | None = None, **kwargs):
+    def api(self, method: str, path: str, user: tuple[str, str] | None = None, headers: dict | None = None, **kwargs):
         import httpx
 
-        headers = {"Authorization": f"Bearer {self.token(user or self.users.admin)}"}
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.token(user or self.users.admin)}"}
         return httpx.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
 
     def get(self, path: str, **kwargs) -> dict:

@@ -200,7 +200,9 @@ def test_missing_unit_fails_its_task_and_the_bulletin_still_goes(e2e, monkeypatc
     assert {r["value"] for r in longyou if r["kind"] != "C"} == {""}  # only the carried cumulative has a value
 
 
-def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(e2e, monkeypatch, smtp_sink, tmp_path):
+def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(
+    e2e, monkeypatch, smtp_sink, tmp_path, capfd
+):
     env, folder, _ = e2e
     path = folder / "330803.csv"  # 衢江, GBK with Chinese labels
     text = path.read_bytes().decode("gbk")
@@ -210,6 +212,10 @@ def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(e
     failed = [ti for ti in tis.values() if str(ti.state) == "failed" and ti.task_id == "load_unit_group"]
     assert [ti.rendered_map_index for ti in failed] == ["衢江区"]
     assert failed[0].try_number == 1  # a data problem is not retried
+    log = capfd.readouterr()
+    log = log.out + log.err
+    assert "Task exited" in log and "[rule: non_negative]" in log  # the task's log ends on the one-line reason
+    assert "Traceback" not in log and "Task failed with exception" not in log  # and shows no stack trace
     assert list((tmp_path / "archive" / "quarantine" / "2022-03-19" / "330803").glob("*330803.csv"))
     (message,) = emails(smtp_sink)
     body = message.get_body(("plain",)).get_content()

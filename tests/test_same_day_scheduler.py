@@ -16,6 +16,7 @@ Every mail is counted: none missing, none twice.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -263,11 +264,31 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     # the day's close-out run: 江山 缺报, 开化 marked, the others cleared
     runs = cluster.get(f"/dags/{CLOSEOUT}/dagRuns")["dag_runs"]
     assert len(runs) == 1 and runs[0]["run_type"] == "scheduled"
-    statuses = {
-        ti["rendered_map_index"]: ti["state"]
+    loads = {
+        ti["rendered_map_index"]: ti
         for ti in cluster.get(f"/dags/{CLOSEOUT}/dagRuns/{runs[0]['dag_run_id']}/taskInstances")["task_instances"]
         if ti["task_id"] == "load_unit_group"
     }
+    statuses = {label: ti["state"] for label, ti in loads.items()}
     assert statuses["江山市"] == "failed" and statuses["柯城区"] == "success" and statuses["开化县"] == "success"
+
+    # every run reads by its report date in the UI, whatever its UTC run id
+    assert runs[0]["note"] == f"统计日期 {day}", runs[0]
+    intake_notes = [r["note"] or "" for r in cluster.get(f"/dags/{INTAKE}/dagRuns")["dag_runs"]]
+    assert intake_notes and all(note.startswith(f"统计日期 {day} · 收件 ") for note in intake_notes), intake_notes
+    assert {r["note"] for r in cluster.get(f"/dags/{MARK}/dagRuns")["dag_runs"]} == {
+        f"统计日期 {day} · 标记缺报 330824",
+        f"统计日期 {day} · 标记缺报 330822",
+    }
+    # a data refusal fails its task with the one-line reason and no stack trace in the task's log
+    jiangshan = loads["江山市"]
+    log = cluster.get(
+        f"/dags/{CLOSEOUT}/dagRuns/{runs[0]['dag_run_id']}/taskInstances/load_unit_group/logs/{jiangshan['try_number']}",
+        params={"map_index": jiangshan["map_index"], "full_content": "true"},
+        headers={"Accept": "application/json"},
+    )
+    log_text = json.dumps(log["content"], ensure_ascii=False)
+    assert "Task exited" in log_text and "[缺报] 江山市(330881)" in log_text, log_text[-2000:]
+    assert "Traceback" not in log_text and "error_detail" not in log_text, log_text[-2000:]
     total = len(everything)
     assert total == len(receipts) + len(reminders) + len(bulletins) + 1 + len(failures) + len(retried), everything

@@ -114,3 +114,42 @@ def test_an_intake_tick_after_midnight_still_works_for_the_day_before():
     assert intake_report_date(datetime(2022, 3, 20, 23, 45, tzinfo=LOCAL_TZ), "12:00").isoformat() == "2022-03-20"
     assert intake_report_date(datetime(2022, 3, 21, 0, 20, tzinfo=LOCAL_TZ), "12:00").isoformat() == "2022-03-20"
     assert intake_report_date(datetime(2022, 3, 20, 4, 0, tzinfo=ZoneInfo("UTC")), "12:00").isoformat() == "2022-03-20"
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "logical", "run_after", "note"),
+    [
+        ("daily_closeout", None, datetime(2022, 3, 20, 13, 0, tzinfo=UTC), None, "统计日期 2022-03-20"),  # 21:00 cutoff
+        (  # the trigger form's date decides, not the UTC clock it was triggered at
+            "daily_closeout",
+            {"report_date": "2022-03-20"},
+            None,
+            datetime(2026, 11, 29, 4, 0, tzinfo=UTC),
+            "统计日期 2022-03-20（表单指定）",
+        ),
+        ("closeout_intake", None, datetime(2022, 3, 20, 7, 4, tzinfo=UTC), None, "统计日期 2022-03-20 · 收件 15:04"),
+        ("closeout_intake", None, datetime(2022, 3, 20, 16, 10, tzinfo=UTC), None, "统计日期 2022-03-20 · 收件 00:10"),
+        (
+            "closeout_mark_absent",
+            {"report_date": "2022-03-20", "unit": "330824"},
+            None,
+            None,
+            "统计日期 2022-03-20 · 标记缺报 330824",
+        ),
+        ("daily_closeout", {"report_date": "20.3.2022"}, None, datetime(2026, 11, 29, tzinfo=UTC), None),
+        ("someone_elses_dag", None, datetime(2022, 3, 20, tzinfo=UTC), None, None),
+    ],
+)
+def test_every_closeout_run_is_noted_with_its_report_date(dag_id, conf, logical, run_after, note):
+    from closeout.airflow_glue import run_note
+
+    assert run_note(dag_id, conf, logical, run_after) == note
+
+
+def test_an_operators_own_run_note_is_kept_under_the_report_date():
+    from closeout.airflow_glue import with_run_note
+
+    assert with_run_note(None, "统计日期 2022-03-20") == "统计日期 2022-03-20"
+    assert with_run_note("重跑：衢江补报", "统计日期 2022-03-20") == "统计日期 2022-03-20\n重跑：衢江补报"
+    once = with_run_note("重跑：衢江补报", "统计日期 2022-03-20")
+    assert with_run_note(once, "统计日期 2022-03-20") == once  # a run started again is not noted twice

@@ -1,7 +1,8 @@
-"""The few places the package meets Airflow: mail through the `smtp_default` connection, failure alerts.
+"""The few places the package meets Airflow: mail through the `smtp_default` connection, failure alerts, how a
+task fails when only a person can fix it, and the report date written on every run.
 
-Imported only inside tasks and callbacks (never at DAG parse time); the rest of the package imports no
-Airflow at all.
+This module imports no Airflow at module level (DAG files and the run-note listener import it at parse time);
+the rest of the package imports no Airflow at all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,62 @@ from urllib.parse import quote
 from closeout.settings import load_settings
 
 SMTP_CONN_ID = "smtp_default"
+
+
+class OperatorMustAct(SystemExit):
+    """A failure that retrying cannot fix: a county's data refused, a delivery nobody can confirm, a day still
+    open. Airflow 3.3 logs a SystemExit as one line (its other failures with a traceback), and
+    `fail_at_once_policy` stops the retries, so the task fails at once and its log reads as the reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+
+
+def fail_at_once_policy():
+    """The tasks' retry policy: an OperatorMustAct fails the task at once; anything else (a worker lost, the
+    store unreachable, SMTP refusing) keeps the task's retries."""
+    from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
+    return ExceptionRetryPolicy(
+        rules=[
+            RetryRule(
+                exception=f"{__name__}.{OperatorMustAct.__qualname__}",
+                action=RetryAction.FAIL,
+                reason="需要人工处理，重试无用 / needs a person, not a retry",
+            )
+        ]
+    )
+
+
+def run_note(dag_id: str, conf: dict | None, logical_date, run_after) -> str | None:
+    """The note every closeout run carries in the UI: the report date it works for, so runs read by their day
+    and not by their UTC trigger time (run ids are fixed by Airflow when the run is created)."""
+    from datetime import date
+
+    from closeout.settings import LOCAL_TZ, intake_report_date, load_settings, report_date_for
+
+    conf = conf or {}
+    try:
+        if dag_id == "closeout_intake":
+            when = logical_date or run_after
+            day = intake_report_date(when, load_settings().opening)
+            return f"统计日期 {day.isoformat()} · 收件 {when.astimezone(LOCAL_TZ).strftime('%H:%M')}"
+        if dag_id == "daily_closeout":
+            if conf.get("report_date"):
+                return f"统计日期 {date.fromisoformat(str(conf['report_date'])).isoformat()}（表单指定）"
+            return f"统计日期 {report_date_for(logical_date, run_after).isoformat()}"
+        if dag_id == "closeout_mark_absent" and conf.get("report_date"):
+            return f"统计日期 {conf['report_date']} · 标记缺报 {conf.get('unit', '')}".strip()
+    except (ValueError, TypeError, AttributeError):
+        return None  # a form with a bad date fails in its task, where the operator reads why
+    return None
+
+
+def with_run_note(existing: str | None, note: str) -> str:
+    """An operator's own note is kept, under ours; ours is written once."""
+    if not existing:
+        return note
+    return existing if note in existing else f"{note}\n{existing}"
 
 
 def smtp(default_sender: str) -> tuple[str, Callable]:
@@ -65,7 +122,7 @@ def _alert_ops(context, will_retry: bool) -> None:
         return
     ti, dag_run = context["ti"], context["dag_run"]
     map_index = getattr(ti, "map_index", -1)
-    unit = context.get("unit_label") or getattr(ti, "rendered_map_index", None) or ""
+    unit = getattr(ti, "rendered_map_index", None) or ""
     report_date = (dag_run.conf or {}).get("report_date") or _local_day(dag_run)
     reason = one_line(context.get("exception"))
     link = task_instance_url(settings.ui_base_url, ti.dag_id, dag_run.run_id, ti.task_id, map_index)
