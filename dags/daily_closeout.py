@@ -26,9 +26,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
-from closeout.airflow_glue import OperatorMustAct, alert_ops_on_failure, alert_ops_on_retry, fail_at_once_policy
+from closeout.airflow_glue import (
+    APPROVE,
+    REJECT,
+    OperatorMustAct,
+    alert_ops_on_failure,
+    alert_ops_on_retry,
+    fail_at_once_policy,
+)
 from closeout.settings import cutoff_from_env, today_local
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
@@ -60,7 +68,8 @@ def _context_and_date(logical_date):
     # No start date: a new deployment waits for the next cutoff instead of closing out yesterday at once.
     schedule=CronTriggerTimetable(f"{int(CUTOFF_MINUTE)} {int(CUTOFF_HOUR)} * * *", timezone="Asia/Shanghai"),
     catchup=False,
-    max_active_runs=1,
+    # A run waiting for its sign-off must not hold up the next day's run or a re-run of another day.
+    max_active_runs=4,
     tags=["closeout", "日清日结"],
     default_args={
         "retries": 2,
@@ -102,6 +111,9 @@ def daily_closeout():
 
         ctx, report_date = _context_and_date(logical_date)
         outcomes = load_group(ctx, report_date, group["codes"])
+        # These units got an answer (loaded, refused or missing): the sign-off check tells a county's answer from
+        # a load that crashed, which pushes nothing.
+        get_current_context()["ti"].xcom_push(key="judged", value=list(group["codes"]))
         for outcome in outcomes:
             print(f"{outcome.unit_name}({outcome.unit_code}) {report_date}: {outcome.status}")
             for line in outcome.lines:
@@ -136,25 +148,76 @@ def daily_closeout():
         return reconcile(ctx, report_date)
 
     @task(task_display_name="生成日报 render_bulletin")
-    def render_bulletin(logical_date=None) -> str:
+    def render_bulletin(logical_date=None) -> dict:
         from closeout.pipeline import render_bulletin as render
 
         ctx, report_date = _context_and_date(logical_date)
-        return str(render(ctx, report_date))
+        edition = render(ctx, report_date)
+        print(f"{edition.label} {edition.sha256[:12]} → {edition.folder(ctx)}")
+        return edition.key
 
-    @task(task_display_name="发送日报 email_bulletin")
-    def email_bulletin(logical_date=None) -> dict:
+    @task.short_circuit(task_display_name="是否需审核 needs_signoff", ignore_downstream_trigger_rules=False)
+    def needs_signoff(edition: dict) -> dict | None:
+        """The approver's page (subject, Markdown body) when the edition must wait for a person; None lets it go."""
+        from closeout import signoff
+        from closeout.context import Context
+        from closeout.editions import find_edition, sent_editions
+
+        ctx, context = Context.from_env(), get_current_context()
+        chosen = find_edition(ctx, edition)
+        if chosen.number in sent_editions(ctx, chosen.report_date):
+            return None  # already out: email_bulletin says so and sends nothing
+        ti = context["ti"]
+        groups = ti.xcom_pull(task_ids="plan_unit_groups")
+        planned = None if groups is None else [code for group in groups for code in group["codes"]]
+        judged = [
+            code for codes in ti.xcom_pull(task_ids="load_unit_group", key="judged") or [] for code in codes or []
+        ]
+        check = signoff.check(ctx, chosen, planned, judged)
+        if not check.needed:
+            return None
+        page = signoff.request(ctx, chosen, check)
+        if context["dag_run"].triggering_user_name == "dag_test":  # `airflow dags test`: nobody is there to approve
+            raise OperatorMustAct(
+                f"{chosen.label}须审核签发，未发送：{'；'.join(check.reasons)}。请在 Airflow 界面触发本日运行并在"
+                "“审核签发 sign_off”任务中签发或退回"
+            )
+        print(page["subject"] + "：" + "；".join(check.reasons))
+        return page
+
+    sign_off = HITLOperator(
+        task_id="sign_off",
+        task_display_name="审核签发 sign_off",
+        subject="{{ ti.xcom_pull(task_ids='needs_signoff')['subject'] }}",
+        body="{{ ti.xcom_pull(task_ids='needs_signoff')['body'] }}",
+        options=[APPROVE, REJECT],
+        params={
+            "reason": Param(
+                None, type="string", minLength=1, title="意见 / 原因", description="签发意见或退回原因（必填）"
+            )
+        },
+    )
+
+    # none_failed: runs after a sign-off, or when none was needed (sign_off skipped); the edition's own record
+    # (closeout.signoff) refuses a pending or rejected edition whatever the task states say.
+    @task(task_display_name="发送日报 email_bulletin", trigger_rule="none_failed")
+    def email_bulletin(edition: dict) -> dict:
         from closeout.airflow_glue import smtp
+        from closeout.context import Context
+        from closeout.editions import find_edition
         from closeout.mailer import DeliveryUncertain
         from closeout.pipeline import email_bulletin as email
+        from closeout.signoff import SignoffOutstanding, record_decision
 
-        ctx, report_date = _context_and_date(logical_date)
+        ctx = Context.from_env()
+        chosen = find_edition(ctx, edition)
+        record_decision(ctx, chosen, get_current_context()["ti"].xcom_pull(task_ids="sign_off"))
         sender, smtp_session = smtp(ctx.settings.sender)
         try:
-            delivery = email(ctx, report_date, sender, smtp_session)
-        except DeliveryUncertain as exc:  # retrying cannot answer whether the mail arrived: the operator can
+            delivery = email(ctx, chosen, sender, smtp_session)
+        except (DeliveryUncertain, SignoffOutstanding) as exc:  # retrying cannot answer these: a person can
             raise OperatorMustAct(str(exc)) from exc
-        print(f"{report_date}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
+        print(f"{chosen.label}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
         return {"status": delivery.status, "message_id": delivery.message_id}
 
     @task(task_display_name="结清确认 confirm_closeout")
@@ -172,7 +235,9 @@ def daily_closeout():
     loads = load_unit_group.expand(group=groups)
     reconciled = reconcile_day()
     loads >> send_receipts()
-    loads >> reconciled >> render_bulletin() >> email_bulletin() >> confirm_closeout()
+    edition = render_bulletin()
+    loads >> reconciled >> edition
+    needs_signoff(edition) >> sign_off >> email_bulletin(edition) >> confirm_closeout()
 
 
 closeout_dag = daily_closeout()

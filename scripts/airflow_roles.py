@@ -1,8 +1,8 @@
 """Creates or updates closeout's two roles in the FAB auth manager; run by scripts/airflow-init.sh.
 
 只读 Closeout Viewer: exactly FAB's own read-only permission set (DAGs, runs, task instances, logs, XComs).
-运维 Closeout Ops: the same, plus clearing and marking task instances and triggering runs: what an operator
-needs to re-run a county's load. Connections, variables, pools and users stay with Admin.
+运维 Closeout Ops: the same, plus clearing and marking task instances, triggering runs and answering the
+sign-off (审核签发): what an operator needs to re-run a county's load and release an edition. Connections, variables, pools and users stay with Admin.
 """
 
 from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
@@ -14,6 +14,8 @@ OPS_EXTRA_PERMISSIONS = [
     ("can_edit", "Task Instances"),  # clear, mark success/failed
     ("can_create", "DAG Runs"),  # trigger a close-out for a date
     ("can_edit", "DAG Runs"),  # clear or mark a whole run
+    ("can_edit", "HITL Detail"),  # 审核签发: approve or reject an edition (Viewer can only read it)
+    ("menu_access", "HITL Detail"),  # the UI's "Required Actions" list
 ]
 
 with get_application_builder() as appbuilder:

@@ -179,3 +179,10 @@ def copy_day(source_day: Path, inbox: Path, report_date: str) -> Path:
     for path in source_day.iterdir():
         shutil.copy2(path, target / path.name)
     return target
+
+
+def publish(ctx, day, connect, sender: str = "closeout@test.invalid"):
+    """What the cutoff run does after reconciling: render the day's edition, then mail it (at most once)."""
+    from closeout import pipeline
+
+    return pipeline.email_bulletin(ctx, pipeline.render_bulletin(ctx, day), sender, connect)

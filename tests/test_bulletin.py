@@ -16,7 +16,7 @@ import pytest
 from conftest import SAMPLE_INBOX, copy_day
 
 from closeout import pipeline
-from closeout.bulletin import LIKE_WITH_LIKE_NOTE, build_bulletin, render
+from closeout.bulletin import LIKE_WITH_LIKE_NOTE, build_bulletin, content_sha256, render
 from closeout.ingest import discover, parse_submission
 from closeout.load import load_group
 from closeout.mailer import build_message
@@ -146,7 +146,14 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
     ctx = closed(ctx_for, tmp_path)
     bulletin = build_bulletin(ctx, DAY)
     rendered = render(ctx, bulletin)
-    message = build_message(bulletin, rendered, "closeout@test.invalid", ("a@test.invalid", "b@test.invalid"), "<id@x>")
+    message = build_message(
+        bulletin.subject,
+        rendered,
+        bulletin.attachment_name,
+        "closeout@test.invalid",
+        ("a@test.invalid", "b@test.invalid"),
+        "<id@x>",
+    )
     raw = message.as_bytes()
     assert b"filename*" in raw  # RFC 2231 for the Chinese file name
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
@@ -157,6 +164,10 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
     assert attachment.get_filename() == "衢州市疫情防控工作日报数据_2022-03-19.csv"
     assert attachment.get_content_type() == "text/csv" and attachment.get_content_charset() == "utf-8"
     assert attachment.get_payload(decode=True) == rendered.attachment
+    assert parsed["Date"] and parsed["Message-ID"] == "<id@x>"
+    # what is mailed hashes to the edition's hash: each part carries the rendered bytes unchanged
+    parts = [parsed.get_body((kind,)).get_payload(decode=True) for kind in ("html", "plain")]
+    assert content_sha256(*parts, attachment.get_payload(decode=True)) == rendered.sha256
 
 
 @pytest.mark.parametrize(

@@ -61,9 +61,15 @@ def test_dagbag_integrity(airflow_db):
         "send_receipts",
         "reconcile_day",
         "render_bulletin",
+        "needs_signoff",
+        "sign_off",
         "email_bulletin",
         "confirm_closeout",
     }
+    # the email waits for the sign-off when one is needed, and goes without it only when none is (skipped)
+    assert dag.get_task("email_bulletin").upstream_task_ids == {"render_bulletin", "sign_off"}
+    assert dag.get_task("email_bulletin").trigger_rule == "none_failed"
+    assert dag.get_task("sign_off").upstream_task_ids == {"needs_signoff"}
     assert {t.task_id for t in bag.dags["closeout_intake"].tasks} == {
         "judge_arrivals",
         "send_receipts",
@@ -142,10 +148,16 @@ def states(tis):
     return {key: str(ti.state) for key, ti in tis.items()}
 
 
+def published_unattended(tis) -> bool:
+    """Every task succeeded; the sign-off was not needed, so it was skipped."""
+    others = {key: state for key, state in states(tis).items() if key != ("sign_off", -1)}
+    return set(others.values()) == {"success"} and states(tis)[("sign_off", -1)] == "skipped"
+
+
 def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeypatch, smtp_sink, tmp_path):
     env, folder, db_url = e2e
     tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
-    assert set(states(tis).values()) == {"success"} and str(run.state) == "success"
+    assert published_unattended(tis) and str(run.state) == "success"
     labels = sorted(ti.rendered_map_index for (task, _), ti in tis.items() if task == "load_unit_group")
     assert labels == sorted(["柯城区", "衢江区", "常山县", "开化县", "龙游县", "江山市", "市本级"])
     (message,) = emails(smtp_sink)
@@ -162,13 +174,13 @@ def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeyp
         units = [float(r["value"]) for r in rows if r["metric"] == metric and r["unit_code"] != "330800" and r["value"]]
         (total,) = [float(r["value"]) for r in rows if r["metric"] == metric and r["unit_code"] == "330800"]
         assert len(units) == 6 and total == sum(units), metric
-    assert (tmp_path / "outbox" / "2022-03-19" / "bulletin.html").exists()
+    assert (tmp_path / "outbox" / "2022-03-19" / "01" / "bulletin.html").exists()
 
     from test_load_and_store import snapshot
 
     before = snapshot(db_url)
     tis, _ = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
-    assert set(states(tis).values()) == {"success"}
+    assert published_unattended(tis)
     assert len(emails(smtp_sink)) == 1 and len(receipts(smtp_sink)) == 6  # the re-run sent nothing
     assert snapshot(db_url) == before  # and changed nothing
 
@@ -176,7 +188,7 @@ def test_clean_day_sends_one_email_with_totals_and_rerun_sends_none(e2e, monkeyp
 def test_the_trigger_forms_report_date_decides_the_day_not_the_clock_or_the_logical_date(e2e, monkeypatch, smtp_sink):
     env, _, _ = e2e
     tis, run = run_day(monkeypatch, env, "2026-11-29", smtp_sink, conf={"report_date": "2022-03-19"})
-    assert set(states(tis).values()) == {"success"} and str(run.state) == "success"
+    assert published_unattended(tis) and str(run.state) == "success"
     (message,) = emails(smtp_sink)
     assert message["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
 
@@ -262,3 +274,35 @@ def test_airflow_cli_closes_out_the_day_with_one_email(airflow_db, postgres_url,
         for fig in collapse(sub):
             expected[fig.metric] = expected.get(fig.metric, 0) + fig.value
     assert {k: v for k, v in totals.items() if k != "confirmed_cumulative"} == expected
+
+
+def test_an_all_missing_day_is_never_mailed_unread(e2e, monkeypatch, smtp_sink, tmp_path):
+    """CLOSEOUT_SIGNOFF's default (when-incomplete): under half the units cleared, the edition waits for a person;
+    `airflow dags test` has nobody to ask, so it says so and sends nothing."""
+    env, folder, db_url = e2e
+    for path in folder.iterdir():
+        path.unlink()
+    tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert str(tis[("needs_signoff", -1)].state) == "failed"
+    assert {str(tis[(t, -1)].state) for t in ("sign_off", "email_bulletin")} == {"upstream_failed"}
+    assert emails(smtp_sink) == [] and str(run.state) == "failed"
+    from closeout.context import Context
+
+    ctx = Context.from_env()
+    [request] = ctx.store.rows("select_signoffs", {"report_date": "2022-03-19"})
+    assert request["decision"] == "pending" and "仅0/6个必报单位已结清，不足50%" in request["reasons"]
+    assert (tmp_path / "outbox" / "2022-03-19" / "01" / "bulletin.html").exists()  # the edition waits, rendered
+
+
+def test_a_load_that_failed_for_infrastructure_is_never_published_unattended(e2e, monkeypatch, smtp_sink):
+    """Whatever CLOSEOUT_SIGNOFF says: a fan-out Airflow refused (more groups than max_map_length) leaves every
+    county unloaded, and a bulletin built from that must not go out on its own."""
+    env, _, _ = e2e
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "3")
+    tis, run = run_day(monkeypatch, {**env, "CLOSEOUT_SIGNOFF": "off"}, "2022-03-19", smtp_sink)
+    assert str(tis[("reconcile_day", -1)].state) == "success"  # ops still see the day's statuses
+    assert str(tis[("needs_signoff", -1)].state) == "failed" and emails(smtp_sink) == []
+    from closeout.context import Context
+
+    [request] = Context.from_env().store.rows("select_signoffs", {"report_date": "2022-03-19"})
+    assert "基础设施故障" in request["reasons"]

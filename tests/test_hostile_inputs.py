@@ -175,7 +175,7 @@ def test_hostile_file(kind: Kind, db_url, ctx_for, tmp_path):
         if kind.max_memory_mb:
             grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) // 1024
             assert grown <= kind.max_memory_mb, f"peak memory grew by {grown} MB loading the day"
-        out = pipeline.render_bulletin(ctx, DAY)
+        out = pipeline.render_bulletin(ctx, DAY).folder(ctx)
         unit, name = kind.unit, UNIT_NAMES[kind.unit]
         outcome = outcomes[unit]
         findings = table(

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import date
 
 import pytest
-from conftest import SAMPLE_INBOX, copy_day
+from conftest import SAMPLE_INBOX, copy_day, publish
 from sqlalchemy import create_engine, text
 
 from closeout import pipeline
@@ -138,7 +138,7 @@ def published_day(db_url, ctx_for, tmp_path, smtp_sink):
     day = date(2022, 3, 18)
     close_day(ctx, day)
     pipeline.render_bulletin(ctx, day)
-    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))
+    publish(ctx, day, smtp_connect(smtp_sink))
     return ctx, folder / "330802.csv", day
 
 
@@ -189,17 +189,19 @@ def test_correction_after_publication_is_kept_and_announced_next_day(db_url, ctx
     close_day(ctx, day)
     assert figure(ctx, "330802", "isolation_new", day) == (old + 6, "")
     close_day(ctx)
-    folder = pipeline.render_bulletin(ctx, DAY)
+    folder = pipeline.render_bulletin(ctx, DAY).folder(ctx)
     text_bulletin = (folder / "bulletin.txt").read_text(encoding="utf-8")
     expected = f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人，原因：漏报一处隔离点。"
     assert expected in text_bulletin
-    assert expected in (pipeline.render_bulletin(ctx, DAY) / "bulletin.txt").read_text(encoding="utf-8")  # re-run
+    assert expected in (pipeline.render_bulletin(ctx, DAY).folder(ctx) / "bulletin.txt").read_text(
+        encoding="utf-8"
+    )  # re-run
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 1  # the correction does not resend the 18th
 
 
 def test_bulletin_is_sent_once(db_url, ctx_for, tmp_path, smtp_sink):
     ctx, _, day = published_day(db_url, ctx_for, tmp_path, smtp_sink)
-    again = pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))
+    again = publish(ctx, day, smtp_connect(smtp_sink))
     assert again.status == "already_sent"
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 1
 
@@ -214,28 +216,52 @@ def test_server_down_or_refusing_records_nothing_and_a_retry_sends(db_url, ctx_f
             yield client.send_message
 
     with pytest.raises(OSError):
-        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", server_down)
+        publish(ctx, DAY, server_down)
     refused = smtplib.SMTPSenderRefused(550, b"sender rejected", "closeout@test.invalid")
     with pytest.raises(smtplib.SMTPSenderRefused):
-        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", failing_session(refused))
-    assert pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink)).status == "sent"
+        publish(ctx, DAY, failing_session(refused))
+    assert publish(ctx, DAY, smtp_connect(smtp_sink)).status == "sent"
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 2
 
 
 def test_a_send_that_may_have_gone_through_is_never_repeated_blindly(db_url, ctx_for, tmp_path, smtp_sink):
+    from closeout.cli import confirm_delivery, retry_delivery
+
     ctx, _, _ = published_day(db_url, ctx_for, tmp_path, smtp_sink)
     close_day(ctx)
     lost = smtplib.SMTPServerDisconnected("connection lost after DATA")  # the server may have accepted it
     with pytest.raises(smtplib.SMTPServerDisconnected):
-        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", failing_session(lost))
-    with pytest.raises(DeliveryUncertain, match="closeout forget-delivery 2022-03-19"):
-        pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink))
+        publish(ctx, DAY, failing_session(lost))
+    with pytest.raises(DeliveryUncertain, match="closeout retry-delivery 2022-03-19 --edition 1"):
+        publish(ctx, DAY, smtp_connect(smtp_sink))
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 1
-    from closeout.cli import forget_delivery
-
-    forget_delivery(ctx, DAY)  # the operator checked the mailbox: nothing arrived
-    assert pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink)).status == "sent"
+    assert retry_delivery(ctx, DAY, None, "值班员核对收件箱：未收到", "duty") == 0  # nothing arrived
+    assert publish(ctx, DAY, smtp_connect(smtp_sink)).status == "sent"
     assert len(list(smtp_sink.folder.glob("*.eml"))) == 2
+    # a confirmed send is not released without saying so explicitly
+    assert retry_delivery(ctx, DAY, 1, "再发一次", "duty") == 2
+    assert publish(ctx, DAY, smtp_connect(smtp_sink)).status == "already_sent"
+    attempts = ctx.store.rows("select_deliveries", {"report_date": DAY.isoformat()})
+    assert [(a["edition_no"], a["attempt"], a["status"]) for a in attempts] == [(1, 1, "released"), (1, 2, "sent")]
+    assert confirm_delivery(ctx, DAY, 1, "已收到", "duty") == 2  # nothing left unconfirmed
+    events = ctx.store.rows("select_delivery_events", {"report_date": DAY.isoformat()})
+    assert [(e["attempt"], e["event"], e["actor"], e["reason"]) for e in events] == [
+        (1, "released", "duty", "值班员核对收件箱：未收到")
+    ]
+
+
+def test_an_operator_can_confirm_a_send_that_did_arrive(db_url, ctx_for, tmp_path, smtp_sink):
+    from closeout.cli import confirm_delivery
+
+    ctx, _, _ = published_day(db_url, ctx_for, tmp_path, smtp_sink)
+    close_day(ctx)
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        publish(ctx, DAY, failing_session(smtplib.SMTPServerDisconnected("lost after DATA")))
+    assert confirm_delivery(ctx, DAY, None, "市办来电确认已收到", "duty") == 0
+    assert publish(ctx, DAY, smtp_connect(smtp_sink)).status == "already_sent"
+    assert len(list(smtp_sink.folder.glob("*.eml"))) == 1  # only the 18th's
+    [event] = ctx.store.rows("select_delivery_events", {"report_date": DAY.isoformat()})
+    assert (event["event"], event["reason"]) == ("confirmed", "市办来电确认已收到")
 
 
 def test_missing_unit_and_unmatched_file(db_url, ctx_for, tmp_path):
@@ -379,30 +405,49 @@ def test_late_first_report_after_publication_is_announced_next_day(db_url, ctx_f
     late = (folder / "changshan.csv").rename(tmp_path / "changshan.csv")
     ctx = ctx_for(db_url, inbox)
     close_day(ctx, date(2022, 3, 18))
-    pipeline.email_bulletin(ctx, date(2022, 3, 18), "closeout@test.invalid", smtp_connect(smtp_sink))
+    publish(ctx, date(2022, 3, 18), smtp_connect(smtp_sink))
     late.rename(folder / "changshan.csv")  # 常山 sends the 18th after the bulletin went out
     outcomes, _ = close_day(ctx, date(2022, 3, 18))
     assert outcomes["330822"].status == "loaded"
     close_day(ctx)
     notes = build_bulletin(ctx, DAY).notes
-    assert "3月18日常山县数据于当日日报发布后补报，已入库备查。" in notes
+    assert "3月18日常山县数据于当日日报发布后补报，已计入3月18日合计。" in notes
 
 
-def test_a_rerender_of_a_sent_day_does_not_swallow_a_correction(db_url, ctx_for, tmp_path, smtp_sink):
+def test_a_correction_after_publication_goes_out_as_a_correction_edition_and_again_next_day(
+    db_url, ctx_for, tmp_path, smtp_sink
+):
+    from email import policy
+    from email.parser import BytesParser
+
     ctx, path, day = published_day(db_url, ctx_for, tmp_path, smtp_sink)  # the 18th is out
     old, _ = figure(ctx, "330802", "isolation_new", day)
     change_isolation_new(path, int(old) + 6, "漏报一处隔离点")
     close_day(ctx, day)
-    pipeline.render_bulletin(ctx, day)  # the runbook's "clear render_bulletin" on the sent day
-    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))  # already sent
+    sentence = f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人，原因：漏报一处隔离点。"
+    correction = pipeline.render_bulletin(ctx, day)  # the runbook's "clear render_bulletin" on the sent day
+    assert (correction.number, correction.kind) == (2, "correction")
+    assert pipeline.render_bulletin(ctx, day) == correction  # rendering again makes no third edition
+    publish(ctx, day, smtp_connect(smtp_sink))
+    publish(ctx, day, smtp_connect(smtp_sink))  # sent once
+    mails = [
+        BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted(smtp_sink.folder.glob("*.eml"))
+    ]
+    assert [m["Subject"] for m in mails] == [
+        "衢州市疫情防控工作日报 2022年3月18日",
+        "衢州市疫情防控工作日报 2022年3月18日（更正）",
+    ]
+    text = mails[1].get_body(("plain",)).get_content()
+    assert text.splitlines()[3] == "【更正】3月18日日报发出后，以下数据有变化，本期数字已全部更新："
+    assert sentence in text
+    assert pipeline.render_bulletin(ctx, day) == correction  # nothing new since: no new edition
     close_day(ctx)
-    pipeline.email_bulletin(ctx, DAY, "closeout@test.invalid", smtp_connect(smtp_sink))
-    mail = sorted(smtp_sink.folder.glob("*.eml"))[-1].read_bytes()
-    from email import policy
-    from email.parser import BytesParser
-
-    text = BytesParser(policy=policy.default).parsebytes(mail).get_body(("plain",)).get_content()
-    assert f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人，原因：漏报一处隔离点。" in text
+    publish(ctx, DAY, smtp_connect(smtp_sink))  # the 19th's 正式 edition still lists it
+    mail = BytesParser(policy=policy.default).parsebytes(sorted(smtp_sink.folder.glob("*.eml"))[-1].read_bytes())
+    assert (
+        mail["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
+        and sentence in mail.get_body(("plain",)).get_content()
+    )
 
 
 def test_stock_balance_waits_for_an_open_previous_day(db_url, ctx_for, tmp_path):
@@ -480,7 +525,7 @@ def test_a_file_that_completes_a_truncated_one_says_so_and_how_to_correct(db_url
     ctx = ctx_for(db_url, inbox)
     close_day(ctx, day)
     assert figure(ctx, "330802", "donated_goods_kg", day) == (12, "")
-    pipeline.email_bulletin(ctx, day, "closeout@test.invalid", smtp_connect(smtp_sink))
+    publish(ctx, day, smtp_connect(smtp_sink))
     path.write_bytes(whole)  # the complete file arrives after publication
     outcomes, _ = close_day(ctx, day)
     assert outcomes["330802"].status == "rejected"
@@ -512,7 +557,7 @@ def test_a_load_that_crashes_after_the_file_arrived_never_reads_as_not_sent(db_u
     reconcile_day(ctx, DAY)
     statuses = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": "2022-03-19"})}
     assert statuses["330803"] == "received"
-    text = (pipeline.render_bulletin(ctx, DAY) / "bulletin.txt").read_text(encoding="utf-8")
+    text = (pipeline.render_bulletin(ctx, DAY).folder(ctx) / "bulletin.txt").read_text(encoding="utf-8")
     assert "衢江区数据已收到，因处理故障截至发布时未能入库" in text and "衢江区数据截至发布时未报送" not in text
     monkeypatch.setattr(load, "_commit", real_commit)
     outcomes, statuses = close_day(ctx)  # the retry

@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from conftest import SAMPLE_INBOX, copy_day, received_mails
+from conftest import SAMPLE_INBOX, copy_day, publish, received_mails
 from test_load_and_store import close_day, smtp_connect
 
 from closeout import notices, pipeline
@@ -106,7 +106,7 @@ def test_a_closed_day_raises_no_alert_and_status_says_which_store_and_exits_zero
     close_day(ctx, date(2022, 3, 18))
     close_day(ctx)
     assert cli(["status", "2022-03-19"]) == 1  # all cleared, bulletin not sent yet
-    pipeline.email_bulletin(ctx, DAY, SENDER, smtp_connect(smtp_sink))
+    publish(ctx, DAY, smtp_connect(smtp_sink))
     assert notices.deadline_alert_due(ctx, DAY, at("23:45")) == []
     capsys.readouterr()
     assert cli(["status", "2022-03-19"]) == 0

@@ -30,7 +30,7 @@ ORDER BY unit_code, metric, recorded_at;
 
 -- name: select_corrections_to_announce
 -- Corrections of earlier days go into the first bulletin rendered after them, and stay there on re-runs.
-SELECT report_date, unit_code, metric, old_value, new_value, old_qualifier, new_qualifier, kind, reason
+SELECT report_date, unit_code, metric, old_value, new_value, old_qualifier, new_qualifier, new_sha256, kind, reason
 FROM figure_revision
 WHERE kind IN ('correction', 'late_report') AND report_date < :report_date
   AND (announced_in IS NULL OR announced_in = :report_date)

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS figure_revision (
     kind           TEXT NOT NULL,               -- revision (before publication) | correction (after) | late_report (补报, metric '')
     reason         TEXT NOT NULL DEFAULT '',
     recorded_at    TEXT NOT NULL,
-    announced_in   TEXT,                        -- report date of the bulletin that listed the correction
+    announced_in   TEXT,                        -- report date of the next day's bulletin that listed it
+    in_edition     INTEGER,                     -- the same-day 补报/更正 edition that sent it to readers
     PRIMARY KEY (report_date, unit_code, metric, new_sha256)
 );
 
@@ -87,16 +88,62 @@ CREATE TABLE IF NOT EXISTS narrative (
     PRIMARY KEY (report_date, unit_code)
 );
 
+-- name: create_edition
+-- Every bulletin rendered is an edition: immutable, its files under <outbox>/<date>/<NN>/, never overwritten.
+-- Approval and email act on an edition; what is mailed is exactly its files (content_sha256 checked).
+CREATE TABLE IF NOT EXISTS edition (
+    report_date     TEXT NOT NULL,
+    edition_no      INTEGER NOT NULL,
+    kind            TEXT NOT NULL,   -- official (正式) | late_report (补报) | correction (更正)
+    subject         TEXT NOT NULL,
+    content_sha256  TEXT NOT NULL,   -- of bulletin.html + bulletin.txt + the CSV, as written
+    attachment_name TEXT NOT NULL,
+    announces       TEXT NOT NULL DEFAULT '[]',  -- JSON: the figure revisions it lists, each [date, unit, metric, sha]
+    rendered_at     TEXT NOT NULL,
+    PRIMARY KEY (report_date, edition_no)
+);
+
+-- name: create_edition_signoff
+-- 审核签发: an edition that must wait for a person before it is mailed, and their decision (kept forever).
+CREATE TABLE IF NOT EXISTS edition_signoff (
+    report_date   TEXT NOT NULL,
+    edition_no    INTEGER NOT NULL,
+    reasons       TEXT NOT NULL,   -- why it waits, one per line
+    requested_at  TEXT NOT NULL,
+    decision      TEXT NOT NULL,   -- pending | approved | rejected
+    decided_by    TEXT,
+    decided_at    TEXT,
+    comment       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (report_date, edition_no)
+);
+
 -- name: create_delivery
+-- One row per attempt to mail an edition, written before sending; never deleted. At most one attempt per
+-- edition is `sent`; an operator's decision about an attempt is a delivery_event, not a deletion.
 CREATE TABLE IF NOT EXISTS delivery (
-    report_date     TEXT NOT NULL PRIMARY KEY,
-    status          TEXT NOT NULL,   -- sending | sent
+    report_date     TEXT NOT NULL,
+    edition_no      INTEGER NOT NULL,
+    attempt         INTEGER NOT NULL,
+    status          TEXT NOT NULL,   -- sending | sent | refused (the server said no) | released (an operator: did not arrive)
     subject         TEXT NOT NULL,
     recipients      TEXT NOT NULL,
     message_id      TEXT NOT NULL,
-    content_sha256  TEXT NOT NULL,   -- audit: which rendering of the bulletin went out
+    content_sha256  TEXT NOT NULL,   -- the edition's hash, checked against its files just before sending
     started_at      TEXT NOT NULL,
-    sent_at         TEXT
+    sent_at         TEXT,
+    PRIMARY KEY (report_date, edition_no, attempt)
+);
+
+-- name: create_delivery_event
+-- Who changed a delivery's state by hand, when and why (closeout confirm-delivery / retry-delivery).
+CREATE TABLE IF NOT EXISTS delivery_event (
+    report_date  TEXT NOT NULL,
+    edition_no   INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    event        TEXT NOT NULL,   -- confirmed | released | released_after_sent
+    actor        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    at           TEXT NOT NULL
 );
 
 -- name: create_notice

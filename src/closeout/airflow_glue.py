@@ -15,6 +15,8 @@ from urllib.parse import quote
 from closeout.settings import load_settings
 
 SMTP_CONN_ID = "smtp_default"
+# The sign-off task's two buttons in the UI (审核签发): the first mails the edition, the second holds it.
+APPROVE, REJECT = "签发 Approve", "退回 Reject"
 
 
 class OperatorMustAct(SystemExit):

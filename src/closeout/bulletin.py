@@ -8,7 +8,6 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 from closeout.context import Context
 from closeout.numbers import render_value
@@ -65,6 +64,8 @@ class Bulletin:
     narratives: list[dict]
     notes: list[str]
     attachment_rows: list[dict] = field(default_factory=list)
+    edition_lines: list[str] = field(default_factory=list)  # 补报/更正: what changed since the last edition sent
+    announced_notes: list[dict] = field(default_factory=list)  # earlier days' changes its notes list
 
     @property
     def attachment_name(self) -> str:
@@ -111,7 +112,13 @@ def _change(key: str, codes: list[str], today: dict, yesterday: dict) -> Change:
     return Change(delta, now != before)
 
 
-def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
+EDITION_NAMES = {"late_report": "补报", "correction": "更正"}
+
+
+def build_bulletin(ctx: Context, report_date: date, kind: str = "official", change_rows: list[dict] = ()) -> Bulletin:
+    """The day's bulletin from the store. `kind` 补报 (late_report) or 更正 (correction) makes the edition sent
+    after the day's 正式 bulletin: its subject and first lines say so and list `change_rows`, the day's revisions
+    not yet sent."""
     registry, catalogue, store = ctx.registry, ctx.catalogue, ctx.store
     day = report_date.isoformat()
     figures = read_figures(ctx, report_date, days_before=1)
@@ -223,11 +230,18 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
         }
         for r in store.rows("select_narratives", {"report_date": day})
     ]
-    notes = _notes(ctx, report_date, lines)
+    notes, announced = _notes(ctx, report_date, lines)
     if any(change.partial for change in changes.values()):
         notes.append(LIKE_WITH_LIKE_NOTE)
     title = f"{registry.region_name}疫情防控工作日报（{month_day(report_date)}）"
     subject = f"{registry.region_name}疫情防控工作日报 {report_date.year}年{month_day(report_date)}"
+    edition_lines = []
+    if kind in EDITION_NAMES:
+        name = EDITION_NAMES[kind]
+        title = f"{registry.region_name}疫情防控工作日报（{month_day(report_date)}·{name}）"
+        subject += f"（{name}）"
+        edition_lines = [f"【{name}】{month_day(report_date)}日报发出后，以下数据有变化，本期数字已全部更新："]
+        edition_lines += [change_sentence(ctx, r, same_day=True) for r in change_rows]
     bulletin = Bulletin(
         report_date,
         title,
@@ -238,6 +252,8 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
         lines,
         narratives,
         notes,
+        edition_lines=edition_lines,
+        announced_notes=announced,
     )
     bulletin.attachment_rows = _attachment_rows(
         ctx, report_date, lines, region, today, yesterday, totals, previous, changes
@@ -245,7 +261,8 @@ def build_bulletin(ctx: Context, report_date: date) -> Bulletin:
     return bulletin
 
 
-def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
+def _notes(ctx: Context, report_date: date, lines: list[Line]) -> tuple[list[str], list[dict]]:
+    """The data notes, and the earlier days' changes among them (a sent edition marks those announced)."""
     catalogue, store, day = ctx.catalogue, ctx.store, report_date.isoformat()
     names = {u.code: u.name for u in ctx.registry.all_units}
     excusals = {r["unit_code"]: r["reason"] for r in store.rows("select_excusals", {"report_date": day})}
@@ -270,17 +287,24 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> list[str]:
             f"{names.get(r['unit_code'], r['unit_code'])}发布前重报：{metric.label} "
             f"{_shown(r['new_value'], r['new_qualifier'])}（原为{_shown(r['old_value'], r['old_qualifier'])}）。"
         )
-    for r in store.rows("select_corrections_to_announce", {"report_date": day}):
-        when, unit = month_day(date.fromisoformat(r["report_date"])), names.get(r["unit_code"], r["unit_code"])
-        if r["kind"] == "late_report":
-            notes.append(f"{when}{unit}数据于当日日报发布后补报，已入库备查。")
-            continue
-        metric = catalogue.by_key[r["metric"]]
-        notes.append(
-            f"{when}{unit}{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
-            f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。"
-        )
-    return notes
+    announced = store.rows("select_corrections_to_announce", {"report_date": day})
+    notes += [change_sentence(ctx, r) for r in announced]
+    return notes, announced
+
+
+def change_sentence(ctx: Context, r: dict, same_day: bool = False) -> str:
+    """'3月18日柯城区新增集中隔离由120人订正为126人，原因：…。' — or a late unit's whole report (补报)."""
+    when = month_day(date.fromisoformat(r["report_date"]))
+    unit = ctx.unit_names().get(r["unit_code"], r["unit_code"])
+    if r["kind"] == "late_report":
+        if same_day:
+            return f"{unit}数据于日报发出后补报，已计入本期各项合计。"
+        return f"{when}{unit}数据于当日日报发布后补报，已计入{when}合计。"
+    metric = ctx.catalogue.by_key[r["metric"]]
+    return (
+        f"{when}{unit}{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
+        f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。"
+    )
 
 
 def _shown(value, qualifier) -> str:
@@ -336,7 +360,12 @@ class Rendered:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.html.encode() + self.text.encode() + self.attachment).hexdigest()
+        return content_sha256(self.html.encode("utf-8"), self.text.encode("utf-8"), self.attachment)
+
+
+def content_sha256(html: bytes, text: bytes, attachment: bytes) -> str:
+    """The hash an edition is known by, from the bytes of its three parts, as on disk or as mailed."""
+    return hashlib.sha256(html + text + attachment).hexdigest()
 
 
 def render(ctx: Context, bulletin: Bulletin) -> Rendered:
@@ -357,12 +386,3 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
     writer.writeheader()
     writer.writerows({key: inert_cell(value) for key, value in row.items()} for row in bulletin.attachment_rows)
     return Rendered(html, text, buffer.getvalue().encode("utf-8-sig"))
-
-
-def write_outputs(ctx: Context, bulletin: Bulletin, rendered: Rendered) -> Path:
-    folder = ctx.settings.outbox / bulletin.report_date.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bulletin.html").write_text(rendered.html, encoding="utf-8")
-    (folder / "bulletin.txt").write_text(rendered.text, encoding="utf-8")
-    (folder / bulletin.attachment_name).write_bytes(rendered.attachment)
-    return folder

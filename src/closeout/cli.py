@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from datetime import date
 
@@ -14,6 +15,7 @@ def status(ctx: Context, day: date) -> int:
     """Each unit's close-out status, the blocking problems, the notices and the email, from the store named first.
 
     Exit 1 while any required unit is open (not 已结清 / 已标记缺报) or the bulletin is not confirmed sent."""
+    from closeout.editions import KIND_LABELS, editions_of
     from closeout.notices import open_units
 
     print(f"store: {redacted(ctx.settings.db_url)}")
@@ -37,15 +39,21 @@ def status(ctx: Context, day: date) -> int:
     still_open = open_units(ctx, day)
     for name, why in still_open:
         print(f"  未结清：{name} {why}")
-    delivery = ctx.store.rows("select_delivery", {"report_date": day.isoformat()})
-    if not delivery:
+    attempts = ctx.store.rows("select_deliveries", {"report_date": day.isoformat()})
+    for edition in editions_of(ctx, day):
+        mine = [a for a in attempts if a["edition_no"] == edition.number]
+        state = {"sent": "已发送", "sending": "发送未确认", "refused": "被拒收", "released": "确认未送达"}.get(
+            mine[-1]["status"] if mine else "", "未发送"
+        )
+        sent_at = next((a["sent_at"] for a in mine if a["status"] == "sent"), "")
+        print(
+            f"  第{edition.number}期（{KIND_LABELS[edition.kind]}）{state} {sent_at or ''} "
+            f"{edition.sha256[:12]} {edition.folder(ctx)}"
+        )
+    if not any(a["status"] == "sent" for a in attempts):
         print("  日报未发送 (bulletin not sent)")
         return 1
-    print(
-        f"  日报{'已发送' if delivery[0]['status'] == 'sent' else '发送未确认'}：{delivery[0]['recipients']} "
-        f"{delivery[0]['message_id']} {delivery[0]['sent_at'] or ''}"
-    )
-    return 0 if delivery[0]["status"] == "sent" and not still_open else 1
+    return 0 if not still_open else 1
 
 
 def redacted(url: str) -> str:
@@ -56,8 +64,6 @@ def redacted(url: str) -> str:
 
 
 def mark_absent(ctx: Context, day: date, unit: str, reason: str) -> int:
-    import getpass
-
     from closeout.excusal import mark_absent as mark
 
     try:
@@ -68,11 +74,74 @@ def mark_absent(ctx: Context, day: date, unit: str, reason: str) -> int:
     return 0
 
 
-def forget_delivery(ctx: Context, day: date) -> int:
+def confirm_delivery(ctx: Context, day: date, edition_no: int | None, reason: str, actor: str) -> int:
+    """The operator found the mail in the mailbox: an attempt left `sending` becomes `sent`, recorded with who
+    and why. Nothing is deleted."""
+    from closeout.mailer import mark_sent
+
+    edition, attempt = _last_attempt(ctx, day, edition_no)
+    if attempt is None or attempt["status"] != "sending":
+        print(
+            f"{day} 第{edition.number}期：没有待确认的发送（{attempt['status'] if attempt else '从未发送'}）",
+            file=sys.stderr,
+        )
+        return 2
     with ctx.store.transaction() as conn:
-        gone = ctx.store.run(conn, "delete_delivery", {"report_date": day.isoformat()}).rowcount
-    print(f"{day}: {'已清除发送记录，重跑 email_bulletin 将再发送一次' if gone else '没有发送记录'}")
+        mark_sent(ctx, conn, edition, attempt["attempt"])
+        _record(ctx, conn, edition, attempt["attempt"], "confirmed", actor, reason)
+    print(f"{day} 第{edition.number}期：已确认送达（第{attempt['attempt']}次发送，{actor}）")
     return 0
+
+
+def retry_delivery(ctx: Context, day: date, edition_no: int | None, reason: str, actor: str, even_if_sent=False) -> int:
+    """The operator checked the mailbox and the mail did not arrive: the last attempt is `released` so the next
+    run sends the edition again. A confirmed send is refused unless `even_if_sent` says so explicitly."""
+    edition, attempt = _last_attempt(ctx, day, edition_no)
+    if attempt is None or attempt["status"] in ("refused", "released"):
+        print(f"{day} 第{edition.number}期：没有需要放行的发送记录，重跑即会发送")
+        return 0
+    if attempt["status"] == "sent" and not even_if_sent:
+        print(
+            f"{day} 第{edition.number}期已确认发出（{attempt['sent_at']}，{attempt['message_id']}）。确实要再发一次，"
+            "请加 --even-if-sent 并写明原因",
+            file=sys.stderr,
+        )
+        return 2
+    event = "released_after_sent" if attempt["status"] == "sent" else "released"
+    with ctx.store.transaction() as conn:
+        ctx.store.run(
+            conn,
+            "set_delivery_status",
+            {**edition.key, "attempt": attempt["attempt"], "status": "released", "sent_at": attempt["sent_at"]},
+        )
+        _record(ctx, conn, edition, attempt["attempt"], event, actor, reason)
+    print(f"{day} 第{edition.number}期：已放行，重跑 email_bulletin 将再发送一次（{actor}：{reason}）")
+    return 0
+
+
+def _last_attempt(ctx: Context, day: date, edition_no: int | None):
+    from closeout.editions import editions_of
+    from closeout.mailer import attempts_of
+
+    editions = editions_of(ctx, day)
+    if edition_no is not None:
+        editions = [e for e in editions if e.number == edition_no]
+    tried = [(e, attempts_of(ctx, e)) for e in editions]
+    tried = [(e, a) for e, a in tried if a] or tried
+    if not tried:
+        raise SystemExit(f"{day}: 没有{'第' + str(edition_no) + '期' if edition_no else '任何'}日报 / no such edition")
+    edition, attempts = tried[-1]
+    return edition, (attempts[-1] if attempts else None)
+
+
+def _record(ctx: Context, conn, edition, attempt: int, event: str, actor: str, reason: str) -> None:
+    from closeout.store import now_local
+
+    ctx.store.run(
+        conn,
+        "insert_delivery_event",
+        {**edition.key, "attempt": attempt, "event": event, "actor": actor, "reason": reason, "at": now_local()},
+    )
 
 
 def contract(ctx: Context, check: bool) -> int:
@@ -103,20 +172,32 @@ def main(argv: list[str] | None = None) -> int:
     absent.add_argument("--reason", required=True, help="why (required, kept with the record)")
     contract_command = commands.add_parser("contract", help="regenerate docs/submission-format.md's tables")
     contract_command.add_argument("--check", action="store_true", help="fail if the document is stale")
+    status_command = commands.add_parser("status", help="a day's unit statuses, blocking problems and editions")
+    status_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     for name, helptext in (
-        ("status", "a day's unit statuses, blocking problems and email"),
-        ("forget-delivery", "after checking the mailbox: allow the day's bulletin to be sent again"),
+        ("confirm-delivery", "the bulletin did arrive: mark an unconfirmed send as sent"),
+        ("retry-delivery", "the bulletin did not arrive: let the next run send the edition again"),
+        ("forget-delivery", "old name of retry-delivery"),
     ):
         command = commands.add_parser(name, help=helptext)
         command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
+        command.add_argument("--edition", type=int, help="edition number (default: the last one mailed)")
+        command.add_argument("--reason", required=name != "forget-delivery", help="why (kept with the record)")
+        if name != "confirm-delivery":
+            command.add_argument("--even-if-sent", action="store_true", help="also release a confirmed send")
     args = parser.parse_args(argv)
     ctx = Context.from_env()
     if args.command == "contract":
         return contract(ctx, args.check)
     if args.command == "mark-absent":
         return mark_absent(ctx, args.report_date, args.unit, args.reason)
-    handler = {"status": status, "forget-delivery": forget_delivery}[args.command]
-    return handler(ctx, args.report_date)
+    if args.command == "status":
+        return status(ctx, args.report_date)
+    actor = f"{getpass.getuser()} (closeout CLI)"
+    if args.command == "confirm-delivery":
+        return confirm_delivery(ctx, args.report_date, args.edition, args.reason, actor)
+    reason = args.reason or "forget-delivery：核对收件箱后确认未收到"
+    return retry_delivery(ctx, args.report_date, args.edition, reason, actor, args.even_if_sent)
 
 
 if __name__ == "__main__":

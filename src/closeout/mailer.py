@@ -1,4 +1,4 @@
-"""The bulletin email: a UTF-8 EmailMessage (HTML + text + attachment), sent at most once per day."""
+"""The bulletin email: one edition as a UTF-8 message (text, HTML, the CSV), sent at most once per edition."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
-from closeout.bulletin import Bulletin, Rendered
+from closeout.bulletin import Rendered
 from closeout.context import Context
 from closeout.store import now_local
+
+if TYPE_CHECKING:
+    from closeout.editions import Edition
 
 
 class DeliveryUncertain(RuntimeError):
@@ -26,22 +30,20 @@ class Delivery:
 
 
 def build_message(
-    bulletin: Bulletin, rendered: Rendered, sender: str, recipients: tuple[str, ...], message_id: str
+    subject: str, rendered: Rendered, attachment_name: str, sender: str, recipients: tuple[str, ...], message_id: str
 ) -> EmailMessage:
+    """The parts carry the edition's bytes unchanged (base64), so what is mailed hashes to the edition's hash."""
     message = EmailMessage()  # smtplib.sendmail with a str raises on Chinese text; send_message does not
-    message["Subject"] = bulletin.subject
+    message["Subject"] = subject
     message["From"] = sender
     message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = message_id
-    message.set_content(rendered.text, charset="utf-8")
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    message.set_content(rendered.text.encode("utf-8"), maintype="text", subtype="plain", params={"charset": "utf-8"})
+    message.add_alternative(rendered.html.encode("utf-8"), maintype="text", subtype="html", params={"charset": "utf-8"})
     # The policy encodes the Chinese file name per RFC 2231 (filename*=utf-8''...).
     message.add_attachment(
-        rendered.attachment,
-        maintype="text",
-        subtype="csv",
-        filename=bulletin.attachment_name,
-        params={"charset": "utf-8"},
+        rendered.attachment, maintype="text", subtype="csv", filename=attachment_name, params={"charset": "utf-8"}
     )
     return message
 
@@ -50,35 +52,51 @@ def build_message(
 REFUSED = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError)
 
 
-def deliver_once(
+def attempts_of(ctx: Context, edition: Edition) -> list[dict]:
+    rows = ctx.store.rows("select_deliveries", {"report_date": edition.report_date.isoformat()})
+    return [r for r in rows if r["edition_no"] == edition.number]
+
+
+def deliver_edition(
     ctx: Context,
-    bulletin: Bulletin,
-    rendered: Rendered,
+    edition: Edition,
     sender: str,
     connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
 ) -> Delivery:
-    """Send the day's bulletin at most once.
+    """Mail one edition at most once: exactly its files, checked against its hash just before sending.
 
     `connect()` opens a logged-in SMTP session and yields its send function. A failure while connecting
-    records nothing; the intent is recorded just before sending and confirmed right after; a refusal
-    forgets it; anything else (a timeout, a dropped line) may come after the server accepted the mail, so
-    the intent stays and the next try asks the operator instead of sending again.
+    records nothing; the attempt is recorded just before sending and confirmed right after; a refusal marks it
+    refused (kept); anything else (a timeout, a dropped line) may come after the server accepted the mail, so
+    the attempt stays `sending` and the next try asks the operator instead of sending again. The message as
+    sent is kept beside the edition (email-<attempt>.eml).
     """
-    store, day = ctx.store, bulletin.report_date.isoformat()
+    from closeout.editions import read_files
+    from closeout.signoff import ensure_cleared_to_send
+
+    store, day = ctx.store, edition.report_date.isoformat()
     recipients = ctx.settings.recipients
     if not recipients:
         raise ValueError("CLOSEOUT_RECIPIENTS is empty: no one to send the bulletin to")
-    previous = store.rows("select_delivery", {"report_date": day})
-    if previous and previous[0]["status"] == "sent":
-        return Delivery("already_sent", previous[0]["message_id"], tuple(previous[0]["recipients"].split(", ")))
-    if previous:
+    attempts = attempts_of(ctx, edition)
+    sent = [a for a in attempts if a["status"] == "sent"]
+    if sent:
+        return Delivery("already_sent", sent[-1]["message_id"], tuple(sent[-1]["recipients"].split(", ")))
+    if attempts and attempts[-1]["status"] == "sending":
+        last = attempts[-1]
         raise DeliveryUncertain(
-            f"{day} 日报上次发送未确认完成（Message-ID {previous[0]['message_id']}）。请先在收件箱核对是否已收到；"
-            f"确认未收到后，执行 `closeout forget-delivery {day}` 清除记录，再清除（Clear）本任务重跑。"
+            f"{edition.label}上次发送（第{last['attempt']}次，Message-ID {last['message_id']}）未确认完成。请先在收件箱核对："
+            f'已收到 → `closeout confirm-delivery {day} --edition {edition.number} --reason "…"`；确认未收到 → '
+            f'`closeout retry-delivery {day} --edition {edition.number} --reason "…"`，再清除（Clear）本任务重跑。'
         )
+    ensure_cleared_to_send(ctx, edition)
+    rendered = read_files(ctx, edition)
+    attempt = (attempts[-1]["attempt"] if attempts else 0) + 1
     domain = sender.rpartition("@")[2] or "closeout.invalid"
-    message_id = make_msgid(idstring=f"closeout-{day}", domain=domain)
-    message = build_message(bulletin, rendered, sender, recipients, message_id)
+    message_id = make_msgid(idstring=f"closeout-{day}-{edition.number}-{attempt}", domain=domain)
+    message = build_message(edition.subject, rendered, edition.attachment_name, sender, recipients, message_id)
+    (edition.folder(ctx) / f"email-{attempt}.eml").write_bytes(bytes(message))
+    key = {**edition.key, "attempt": attempt}
     send_once(
         store,
         message,
@@ -87,21 +105,36 @@ def deliver_once(
             conn,
             "insert_delivery",
             {
-                "report_date": day,
-                "subject": bulletin.subject,
+                **key,
+                "subject": edition.subject,
                 "recipients": ", ".join(recipients),
                 "message_id": message_id,
-                "content_sha256": rendered.sha256,
+                "content_sha256": edition.sha256,
                 "started_at": now_local(),
             },
         ),
-        release=lambda conn: store.run(conn, "delete_unsent_delivery", {"report_date": day}),
-        confirm=lambda conn: (
-            store.run(conn, "mark_delivery_sent", {"report_date": day, "sent_at": now_local()}),
-            store.run(conn, "mark_corrections_announced", {"report_date": day}),
-        ),
+        release=lambda conn: store.run(conn, "mark_delivery_refused", key),
+        confirm=lambda conn: mark_sent(ctx, conn, edition, attempt),
     )
     return Delivery("sent", message_id, recipients)
+
+
+def mark_sent(ctx: Context, conn, edition: Edition, attempt: int) -> None:
+    """An attempt went out (the server accepted it, or an operator confirmed it arrived): the revisions the
+    edition listed are now announced — only those."""
+    store, day = ctx.store, edition.report_date.isoformat()
+    store.run(
+        conn, "set_delivery_status", {**edition.key, "attempt": attempt, "status": "sent", "sent_at": now_local()}
+    )
+    notes = [r for r in edition.announces if r["role"] == "note"]
+    changes = [r for r in edition.announces if r["role"] == "change"]
+    keys = ("report_date", "unit_code", "metric", "new_sha256")
+    store.run(conn, "mark_corrections_announced", [{k: r[k] for k in keys} | {"announced_in": day} for r in notes])
+    store.run(
+        conn,
+        "mark_changes_sent_in_edition",
+        [{k: r[k] for k in keys} | {"edition_no": edition.number} for r in changes],
+    )
 
 
 def send_once(

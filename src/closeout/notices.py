@@ -154,14 +154,20 @@ def deadline_alert_due(ctx: Context, report_date: date, now: datetime) -> list[N
     day = report_date.isoformat()
     if now < _deadline(ctx, report_date) or _sent_keys(ctx, day, "deadline_alert"):
         return []
+    from closeout.signoff import pending as pending_signoffs
+
     units = open_units(ctx, report_date)
-    delivery = ctx.store.rows("select_delivery", {"report_date": day})
-    bulletin_sent = bool(delivery) and delivery[0]["status"] == "sent"
+    deliveries = ctx.store.rows("select_deliveries", {"report_date": day})
+    bulletin_sent = any(d["status"] == "sent" for d in deliveries)
     if not units and bulletin_sent:
         return []
     lines = [f"  {name}：{why}" for name, why in units]
     if not bulletin_sent:
-        lines.insert(0, "  日报尚未发出" + ("（发送未确认）" if delivery else ""))
+        uncertain = any(d["status"] == "sending" for d in deliveries)
+        lines.insert(0, "  日报尚未发出" + ("（发送未确认）" if uncertain else ""))
+    for request in pending_signoffs(ctx, report_date):
+        why = request["reasons"].replace("\n", "；")
+        lines.insert(1, f"  第{request['edition_no']}期日报等待审核签发（{request['requested_at'][11:16]}起）：{why}")
     subject = f"【告警】{month_day(report_date)}日报截至 {ctx.settings.deadline} 仍未结清（{len(units)}个单位）"
     body = (
         f"{month_day(report_date)}的日清日结截至 {ctx.settings.deadline} 仍未完成：\n"

@@ -6,11 +6,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date
 from email.message import EmailMessage
-from pathlib import Path
 
-from closeout.bulletin import build_bulletin, render, write_outputs
 from closeout.context import Context
-from closeout.mailer import Delivery, deliver_once
+from closeout.editions import Edition, find_edition, render_edition
+from closeout.mailer import Delivery, deliver_edition
 
 
 def plan_unit_groups(ctx: Context) -> list[dict]:
@@ -19,19 +18,21 @@ def plan_unit_groups(ctx: Context) -> list[dict]:
     return [{"key": g.key, "codes": list(g.codes), "label": g.label} for g in ctx.registry.groups()]
 
 
-def render_bulletin(ctx: Context, report_date: date) -> Path:
-    bulletin = build_bulletin(ctx, report_date)
-    return write_outputs(ctx, bulletin, render(ctx, bulletin))
+def render_bulletin(ctx: Context, report_date: date) -> Edition:
+    """The edition that says what the store says now (a new one only when that changed; see closeout.editions)."""
+    return render_edition(ctx, report_date)
 
 
 def email_bulletin(
     ctx: Context,
-    report_date: date,
+    edition: Edition | dict,
     sender: str,
     connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
 ) -> Delivery:
-    bulletin = build_bulletin(ctx, report_date)  # deterministic: the same store gives the same bulletin
-    return deliver_once(ctx, bulletin, render(ctx, bulletin), sender, connect)
+    """Mail the given edition (or its key, as a task passes it on) at most once."""
+    return deliver_edition(
+        ctx, edition if isinstance(edition, Edition) else find_edition(ctx, edition), sender, connect
+    )
 
 
 def judge_arrivals(ctx: Context, report_date: date) -> list[str]:

@@ -35,6 +35,8 @@ class Settings:
     deadline: str = "23:30"  # CLOSEOUT_DEADLINE: HH:MM by which the day must be closed, else ops are alerted
     ops_emails: tuple[str, ...] = ()  # CLOSEOUT_OPS_EMAIL: comma-separated; copied on reminders, alerted
     ui_base_url: str = "http://localhost:8080"  # CLOSEOUT_UI_BASE_URL: the Airflow UI, for links in alerts
+    signoff: str = "when-incomplete"  # CLOSEOUT_SIGNOFF: off | always | when-incomplete (审核签发 before mailing)
+    quorum: float = 0.5  # CLOSEOUT_QUORUM: share of required units cleared below which when-incomplete holds
 
     @property
     def archive_dir(self) -> Path:
@@ -80,7 +82,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         deadline=_clock(env, "CLOSEOUT_DEADLINE", env.get("CLOSEOUT_DEADLINE", "23:30")),
         ops_emails=_addresses(env.get("CLOSEOUT_OPS_EMAIL", "")),
         ui_base_url=env.get("CLOSEOUT_UI_BASE_URL", "http://localhost:8080").rstrip("/"),
+        signoff=_choice(env, "CLOSEOUT_SIGNOFF", SIGNOFF_MODES, "when-incomplete"),
+        quorum=_share(env, "CLOSEOUT_QUORUM", 0.5),
     )
+
+
+SIGNOFF_MODES = ("off", "always", "when-incomplete")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share as 0.5 or 50%."""
+    raw = env.get(name, "").strip()
+    try:
+        value = (float(raw.removesuffix("%")) / 100 if raw.endswith("%") else float(raw)) if raw else default
+    except ValueError:
+        raise ValueError(f"{name} must be a share such as 0.5 or 50%, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be between 0 and 1 (or 0% and 100%), got {raw!r}")
+    return value
 
 
 def _addresses(raw: str) -> tuple[str, ...]:

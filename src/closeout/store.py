@@ -47,13 +47,36 @@ class Store:
         creates = [name for name in self.queries if name.startswith("create_")]
         try:
             with self.engine.begin() as conn:
+                self._upgrade(conn)
                 for name in creates:
                     conn.execute(text(self.queries[name]))
         except DBAPIError:
             # Two workers creating the same table at once on PostgreSQL: the loser finds it made.
             with self.engine.begin() as conn:
+                self._upgrade(conn)
                 for name in creates:
                     conn.execute(text(self.queries[name]))
+
+    def _upgrade(self, conn: Connection) -> None:
+        """Stores made before editions: one delivery per day becomes attempt 1 of edition 1 (kept, never
+        dropped), and revisions learn which same-day edition sent them."""
+        from sqlalchemy import inspect
+
+        tables = set(inspect(conn).get_table_names())
+        if "delivery" in tables and "edition_no" not in {c["name"] for c in inspect(conn).get_columns("delivery")}:
+            conn.execute(text("ALTER TABLE delivery RENAME TO delivery_before_editions"))
+            conn.execute(text(self.queries["create_delivery"]))
+            conn.execute(
+                text(
+                    "INSERT INTO delivery (report_date, edition_no, attempt, status, subject, recipients, message_id, "
+                    "content_sha256, started_at, sent_at) SELECT report_date, 1, 1, status, subject, recipients, "
+                    "message_id, content_sha256, started_at, sent_at FROM delivery_before_editions"
+                )
+            )
+        if "figure_revision" in tables and "in_edition" not in {
+            c["name"] for c in inspect(conn).get_columns("figure_revision")
+        }:
+            conn.execute(text("ALTER TABLE figure_revision ADD COLUMN in_edition INTEGER"))
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -1,0 +1,162 @@
+"""Editions: every bulletin rendered is an immutable edition of its report date — 正式 (the day's bulletin),
+补报 (a late unit's figures after it went out) or 更正 (a corrected figure after it went out).
+
+An edition's files live under <outbox>/<date>/<NN>/ and are never overwritten; its row records their hash and
+the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
+email act on an edition, and what is mailed is exactly its files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from closeout.bulletin import Rendered, build_bulletin, render
+from closeout.context import Context
+from closeout.store import now_local
+
+KIND_LABELS = {"official": "正式", "late_report": "补报", "correction": "更正"}
+FILES = ("bulletin.html", "bulletin.txt")
+
+
+class EditionTampered(RuntimeError):
+    """An edition's files no longer match the hash recorded when it was rendered: it must not be mailed."""
+
+
+@dataclass(frozen=True)
+class Edition:
+    report_date: date
+    number: int
+    kind: str  # official | late_report | correction
+    subject: str
+    sha256: str
+    attachment_name: str
+    announces: tuple[dict, ...]  # the revisions it lists: {report_date, unit_code, metric, new_sha256, role}
+
+    @property
+    def label(self) -> str:
+        return f"{self.report_date.isoformat()} 第{self.number}期（{KIND_LABELS[self.kind]}）"
+
+    @property
+    def key(self) -> dict:
+        """What a task passes on (XCom) and the store keys by."""
+        return {"report_date": self.report_date.isoformat(), "edition_no": self.number}
+
+    def folder(self, ctx: Context) -> Path:
+        return ctx.settings.outbox / self.report_date.isoformat() / f"{self.number:02d}"
+
+    @classmethod
+    def from_row(cls, row: dict) -> Edition:
+        return cls(
+            date.fromisoformat(row["report_date"]),
+            int(row["edition_no"]),
+            row["kind"],
+            row["subject"],
+            row["content_sha256"],
+            row["attachment_name"],
+            tuple(json.loads(row["announces"])),
+        )
+
+
+def editions_of(ctx: Context, report_date: date) -> list[Edition]:
+    return [Edition.from_row(r) for r in ctx.store.rows("select_editions", {"report_date": report_date.isoformat()})]
+
+
+def find_edition(ctx: Context, key: dict) -> Edition:
+    day = date.fromisoformat(str(key["report_date"]))
+    for edition in editions_of(ctx, day):
+        if edition.number == int(key["edition_no"]):
+            return edition
+    raise LookupError(f"{day} 没有第{key['edition_no']}期日报 / no such edition")
+
+
+def sent_editions(ctx: Context, report_date: date) -> set[int]:
+    rows = ctx.store.rows("select_deliveries", {"report_date": report_date.isoformat()})
+    return {r["edition_no"] for r in rows if r["status"] == "sent"}
+
+
+def render_edition(ctx: Context, report_date: date) -> Edition:
+    """The edition that says what the store says now. Before the day's 正式 edition went out, that is the 正式
+    edition (a new number whenever the content changed, the older ones kept). After it went out, a change to the
+    day's figures makes a 补报 or 更正 edition listing every change not yet sent; no change, no new edition."""
+    day = report_date.isoformat()
+    editions = editions_of(ctx, report_date)
+    published = bool(ctx.store.rows("select_published", {"report_date": day}))
+    changes = ctx.store.rows("select_same_day_changes", {"report_date": day}) if published else []
+    if published and not changes and editions:
+        sent = sent_editions(ctx, report_date)
+        return next((e for e in reversed(editions) if e.number in sent), editions[-1])
+    kind = "official"
+    if changes:
+        kind = "late_report" if any(c["kind"] == "late_report" for c in changes) else "correction"
+    bulletin = build_bulletin(ctx, report_date, kind=kind, change_rows=changes)
+    rendered = render(ctx, bulletin)
+    if editions and editions[-1].sha256 == rendered.sha256:
+        return editions[-1]
+    announces = [_revision_key(r, "note") for r in bulletin.announced_notes] + [
+        _revision_key(r, "change") for r in changes
+    ]
+    number = (editions[-1].number if editions else 0) + 1
+    edition = Edition(
+        report_date, number, kind, bulletin.subject, rendered.sha256, bulletin.attachment_name, tuple(announces)
+    )
+    _write_files(edition.folder(ctx), edition, rendered)
+    with ctx.store.transaction() as conn:
+        ctx.store.run(
+            conn,
+            "insert_edition",
+            {
+                **edition.key,
+                "kind": kind,
+                "subject": edition.subject,
+                "content_sha256": edition.sha256,
+                "attachment_name": edition.attachment_name,
+                "announces": json.dumps(announces, ensure_ascii=False),
+                "rendered_at": now_local(),
+            },
+        )
+    return edition
+
+
+def _revision_key(row: dict, role: str) -> dict:
+    return {k: row[k] for k in ("report_date", "unit_code", "metric", "new_sha256")} | {"role": role}
+
+
+def _write_files(folder: Path, edition: Edition, rendered: Rendered) -> None:
+    """Written once: a folder left by a render that died before recording its edition is set aside, never
+    reused or overwritten."""
+    if folder.exists():
+        folder.rename(folder.with_name(f"{folder.name}.unrecorded-{os.getpid()}-{now_local()[:19]}"))
+    partial = folder.with_name(f".{folder.name}.partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    for name, data in (
+        ("bulletin.html", rendered.html.encode("utf-8")),
+        ("bulletin.txt", rendered.text.encode("utf-8")),
+        (edition.attachment_name, rendered.attachment),
+    ):
+        with open(partial / name, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    partial.rename(folder)
+
+
+def read_files(ctx: Context, edition: Edition) -> Rendered:
+    """The edition's files as rendered, refused if they changed since (the hash is what was approved)."""
+    folder = edition.folder(ctx)
+    try:
+        html = (folder / "bulletin.html").read_bytes().decode("utf-8")
+        text = (folder / "bulletin.txt").read_bytes().decode("utf-8")
+        attachment = (folder / edition.attachment_name).read_bytes()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EditionTampered(f"{edition.label} 的文件不可读：{exc}") from exc
+    rendered = Rendered(html, text, attachment)
+    if rendered.sha256 != edition.sha256:
+        raise EditionTampered(
+            f"{edition.label} 的文件在生成后被改动（哈希 {rendered.sha256[:12]} ≠ 记录的 {edition.sha256[:12]}），"
+            "不予发送：请重新生成日报（Clear render_bulletin）"
+        )
+    return rendered
