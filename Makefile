@@ -59,7 +59,7 @@ demo: install ## close out the sample week 2022-03-13..19, then play the hard da
 	$(DEMO_ENV) $(VENV_BIN)/airflow dags test closeout_intake $(HARD_DAY)T22:00:00+08:00 >> $(DATA)/dags-test-$(HARD_DAY)-intake.log 2>&1 || status=1; \
 	$(DEMO_ENV) $(VENV_BIN)/airflow dags test daily_closeout $(HARD_DAY) >> $(DATA)/dags-test-$(HARD_DAY).log 2>&1 || status=1; \
 	$(DEMO_ENV) $(VENV_BIN)/closeout status $(HARD_DAY) || status=1; \
-	echo; echo "Bulletins: $(DATA)/outbox/<date>/bulletin.html  Mails (bulletins, receipts, reminders, alerts): $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
+	echo; echo "Bulletins: $(DATA)/outbox/<date>/<edition>/bulletin.html  Mails (bulletins, receipts, reminders, alerts): $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
 	exit $$status
 
 airflow: install ## the whole stack locally (UI on :8080, LocalExecutor, mail sink, sample inbox); Ctrl-C stops it

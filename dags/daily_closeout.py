@@ -14,12 +14,14 @@ Asia/Shanghai). It runs daily at the cutoff; every task is safe to re-run. Failu
 | `load_unit_group` 县级数据入库（每组一个，按单位名标注，池 `closeout_unit_loads`） | 等文件写完（`CLOSEOUT_SETTLE_SECONDS`），只读一次（不跟随链接，不超出 `docs/submission-format.md` 第11节的上限），按 SHA-256 归档，解析，用 Great Expectations 校验（含缺项），一个事务入库 | **缺报**（截止时没有文件）或 **拒收**（文件被退回）：日志与回执逐行写明单位、文件、行、指标、数值、规则。请县里改好文件放入 `$CLOSEOUT_INBOX/<日期>/`，再 **Clear** 该县的任务（入库幂等）。被退回的文件保存在 `$CLOSEOUT_ARCHIVE/quarantine/<日期>/<单位>/`，旁有 `.reasons.txt`。文件一直在写、或库不通：本次失败并自动重试，期间该单位显示 **已收到未入库**，不会显示未报送 |
 | `send_receipts` 发送回执 | 每个判定过、尚未发回执的文件发一封回执给单位联系人 / one receipt per judged file not yet receipted | SMTP 拒收自动重试；不影响日报发送 |
 | `reconcile_day` 对账核验 | 与前一日结清数核对存量，推算累计数，运行提示性规则，定每个单位状态（已结清 / 未结清 / 拒收 / 缺报 / 已标记缺报） | 即使有县入库失败也会运行；本任务失败是基础设施问题：Clear |
-| `render_bulletin` 生成日报 | 写 `bulletin.html`、`bulletin.txt` 和 CSV 附件到 `$CLOSEOUT_OUTBOX/<日期>/` | 模板或磁盘问题：改正后 Clear |
-| `email_bulletin` 发送日报 | 经 `smtp_default` 连接发给 `CLOSEOUT_RECIPIENTS`，每个统计日期至多一次 | SMTP 拒收会自动重试。“上次发送未确认”表示之前那次可能已发出：先查收件箱；确认没收到再执行 `closeout forget-delivery <日期>`，然后 Clear |
+| `render_bulletin` 生成日报 | 生成一期日报（正式；发出后有补报或更正则为补报版 / 更正版）：`bulletin.html`、`bulletin.txt`、CSV 附件写入 `$CLOSEOUT_OUTBOX/<日期>/<期号>/`，从不覆盖；内容没变则仍是原来那一期 | 模板或磁盘问题：改正后 Clear |
+| `needs_signoff` 是否需审核 | 按 `CLOSEOUT_SIGNOFF`（默认不足半数单位结清时审核）和入库是否因故障未完成，决定本期要不要人签发；不需要则跳过 `sign_off` | `airflow dags test` 遇到需要审核的一期会失败并说明：请在界面触发并签发 |
+| `sign_off` 审核签发 | 人工签发（Airflow 的 Required Actions）：看总体情况、未结清单位、数据说明，选“签发”或“退回”并写意见；只有 Closeout Ops / Admin 能签发 | 退回后改正再 Clear `render_bulletin` 及下游 |
+| `email_bulletin` 发送日报 | 经 `smtp_default` 发给 `CLOSEOUT_RECIPIENTS`：发的就是那一期的文件（先核对哈希），每期至多一次，邮件原样存为 `email-<次>.eml` | SMTP 拒收会自动重试。“上次发送未确认”：先查收件箱，收到了 `closeout confirm-delivery <日期> --reason …`，没收到 `closeout retry-delivery <日期> --reason …`，再 Clear。“等待审核 / 已被退回”：见 `sign_off` |
 | `confirm_closeout` 结清确认 | 日报发出后，只要还有县 缺报 / 拒收 / 未结清（且未标记缺报）就失败，让这次运行保持红色直到真正结清 | 按上面处理各县；各县任务 Clear 通过后运行变绿。某县当天确实不报：用 `closeout_mark_absent` 标记缺报 |
 
-某县迟交或更正的文件入库后，Clear `reconcile_day` 和 `render_bulletin` 及其下游即可刷新数字；已发出的日报
-**不会** 重发——发布后的更正在次日日报的数据说明中公布（“3月18日柯城区新增集中隔离由120人订正为126人，原因：…”）。
+某县迟交或更正的文件入库后，Clear `reconcile_day`、`render_bulletin` 及其下游：日报已发出时生成一期 **补报** / **更正** 版，
+逐条列出变化，按同样的审核规则发出一次；次日正式日报的数据说明里再列一次。详见 docs/operations.md“日报的期”。
 """
 
 from __future__ import annotations

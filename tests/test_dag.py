@@ -211,6 +211,16 @@ def test_missing_unit_fails_its_task_and_the_bulletin_still_goes(e2e, monkeypatc
     assert {r["status"] for r in longyou} == {"missing"}
     assert {r["value"] for r in longyou if r["kind"] != "C"} == {""}  # only the carried cumulative has a value
 
+    # 龙游 reports late; the re-run sends one 补报 edition with its figures, a further re-run sends nothing
+    copy_day(SAMPLE_INBOX / "2022-03-19", folder.parent, "2022-03-19")
+    tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert published_unattended(tis) and str(run.state) == "success"
+    first, late_report = emails(smtp_sink)
+    assert late_report["Subject"] == "衢州市疫情防控工作日报 2022年3月19日（补报）"
+    assert "龙游县数据于日报发出后补报，已计入本期各项合计。" in late_report.get_body(("plain",)).get_content()
+    run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert len(emails(smtp_sink)) == 2
+
 
 def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(
     e2e, monkeypatch, smtp_sink, tmp_path, capfd

@@ -28,6 +28,7 @@ WORKERS = ("worker-a", "worker-b")
 WORKER_CONCURRENCY = 2  # four task slots in all ...
 LOAD_POOL_SLOTS = 2  # ... of which county loads may take only two
 CLEAN_DAY, KILL_DAY = "2022-03-18", "2022-03-19"
+HELD_DAY, APPROVED_DAY = "2022-03-20", "2022-03-21"  # nobody reported: under the quorum, held for 审核签发
 RUN_TIMEOUT = 600
 UNIT_CODES = {"330802", "330803", "330822", "330824", "330825", "330881"}
 
@@ -233,8 +234,10 @@ def test_clean_day_runs_across_both_workers(cluster, capsys):
     tis = task_instances(cluster, run_id)
     print_timings(capsys, f"{CLEAN_DAY} (cluster ready in {cluster.ready_seconds:.0f} s)", seconds, tis)
     assert state == "success", cluster.log_tails()
-    assert {ti["state"] for ti in tis} == {"success"}
-    assert {ti["hostname"] for ti in tis} <= set(WORKERS), "every task ran on one of the Celery workers"
+    assert {ti["task_id"]: ti["state"] for ti in tis}["sign_off"] == "skipped"  # a complete day is not held
+    assert {ti["state"] for ti in tis if ti["task_id"] != "sign_off"} == {"success"}
+    ran = [ti for ti in tis if ti["state"] != "skipped"]
+    assert {ti["hostname"] for ti in ran} <= set(WORKERS), "every task ran on one of the Celery workers"
     loads = [ti for ti in tis if ti["task_id"] == "load_unit_group"]
     assert len(loads) == 7 and {ti["pool"] for ti in loads} == {"closeout_unit_loads"}
     most = most_at_once(loads)
@@ -322,3 +325,61 @@ def test_roles_ops_can_clear_a_task_viewer_can_only_look(cluster):
     assert [ti["task_id"] for ti in response.json()["task_instances"]] == ["render_bulletin"]
     assert cluster.api("GET", "/connections", user=ops).status_code == 403
     assert cluster.api("GET", "/variables", user=viewer).status_code == 403
+
+
+def wait_for_signoff(cluster: AirflowCluster, run_id: str, started: float) -> dict:
+    """Until the run's sign-off task waits for a person (it holds no worker slot meanwhile)."""
+    while time.monotonic() < started + RUN_TIMEOUT:
+        cluster.assert_alive()
+        ti = cluster.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/sign_off")
+        if ti["state"] == "awaiting_input":
+            return cluster.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/sign_off/-1/hitlDetails")
+        assert ti["state"] not in ("skipped", "failed", "upstream_failed"), ti
+        time.sleep(1)
+    raise AssertionError(f"{run_id}: the sign-off never asked:\n{cluster.log_tails()}")
+
+
+def answer(cluster: AirflowCluster, run_id: str, user, option: str, reason: str):
+    """What the UI's Required Action form sends."""
+    return cluster.api(
+        "PATCH",
+        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/sign_off/-1/hitlDetails",
+        user=user,
+        json={"chosen_options": [option], "params_input": {"reason": reason}},
+    )
+
+
+def test_an_all_missing_day_waits_for_a_sign_off_that_only_ops_can_give(cluster):
+    from closeout.airflow_glue import APPROVE, REJECT
+    from closeout.bulletin import content_sha256
+
+    viewer, ops = cluster.users.viewer, cluster.users.ops
+    # rejected: nothing is sent, the reason is kept
+    run_id, started = trigger(cluster, HELD_DAY)
+    request = wait_for_signoff(cluster, run_id, started)
+    assert "仅0/6个必报单位已结清" in request["body"] and "**总体情况**" in request["body"]
+    assert mails_for(cluster, HELD_DAY) == []  # held: nothing before a person answers
+    assert answer(cluster, run_id, viewer, APPROVE, "看过了").status_code == 403  # read-only cannot release it
+    response = answer(cluster, run_id, ops, REJECT, "全市无数据，先查收件目录")
+    assert response.status_code == 200, response.text
+    state, _ = wait_for_run(cluster, run_id, started)
+    tis = {ti["task_id"]: ti["state"] for ti in task_instances(cluster, run_id)}
+    assert (state, tis["sign_off"], tis["email_bulletin"]) == ("failed", "success", "failed")
+    assert mails_for(cluster, HELD_DAY) == []
+    [row] = store_rows(
+        cluster, "SELECT decision, decided_by, comment FROM edition_signoff WHERE report_date = :d", d=HELD_DAY
+    )
+    assert tuple(row) == ("rejected", ops[0], "全市无数据，先查收件目录")
+
+    # approved: sent once, exactly the edition that was approved
+    run_id, started = trigger(cluster, APPROVED_DAY)
+    wait_for_signoff(cluster, run_id, started)
+    assert answer(cluster, run_id, ops, APPROVE, "确认各县停报，同意发布").status_code == 200
+    wait_for_run(cluster, run_id, started)
+    tis = {ti["task_id"]: ti["state"] for ti in task_instances(cluster, run_id)}
+    assert tis["email_bulletin"] == "success", cluster.log_tails()
+    [mail] = mails_for(cluster, APPROVED_DAY)
+    [(edition_sha,)] = store_rows(cluster, "SELECT content_sha256 FROM edition WHERE report_date = :d", d=APPROVED_DAY)
+    parts = [mail.get_body((kind,)).get_payload(decode=True) for kind in ("html", "plain")]
+    [attachment] = list(mail.iter_attachments())
+    assert content_sha256(*parts, attachment.get_payload(decode=True)) == edition_sha

@@ -203,3 +203,24 @@ def test_a_store_from_before_editions_keeps_its_deliveries(db_url, ctx_for, tmp_
     [row] = ctx.store.rows("select_deliveries", {"report_date": "2022-03-18"})
     assert (row["edition_no"], row["attempt"], row["status"], row["message_id"]) == (1, 1, "sent", "<m@x>")
     assert ctx.store.rows("select_published", {"report_date": "2022-03-18"})
+
+
+def test_the_corrections_register_lists_every_change_with_its_source(db_url, ctx_for, tmp_path, smtp_sink):
+    import csv
+    import io
+
+    from closeout.cli import corrections
+
+    ctx, path, day = published_day(db_url, ctx_for, tmp_path, smtp_sink)
+    old, _ = figure(ctx, "330802", "isolation_new", day)
+    change_isolation_new(path, int(old) + 6, "漏报一处隔离点")
+    close_day(ctx, day)
+    out = io.StringIO()
+    corrections(ctx, date(2022, 3, 18), out)
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert (row["unit_name"], row["metric_name"], row["kind"]) == ("柯城区", "新增集中隔离", "更正")
+    assert (row["old_value"], row["new_value"], row["reason"]) == (str(int(old)), str(int(old) + 6), "漏报一处隔离点")
+    assert row["source"] == "县报送文件 330802.csv" and row["recorded_at"].startswith("20")
+    out = io.StringIO()
+    corrections(ctx, date(2022, 3, 19), out)
+    assert out.getvalue().count("\n") == 1  # only the header: --since leaves the 18th out

@@ -153,3 +153,11 @@ def test_an_operators_own_run_note_is_kept_under_the_report_date():
     assert with_run_note("重跑：衢江补报", "统计日期 2022-03-20") == "统计日期 2022-03-20\n重跑：衢江补报"
     once = with_run_note("重跑：衢江补报", "统计日期 2022-03-20")
     assert with_run_note(once, "统计日期 2022-03-20") == once  # a run started again is not noted twice
+
+
+def test_signoff_settings_are_read_strictly():
+    assert (load_settings({}).signoff, load_settings({}).quorum) == ("when-incomplete", 0.5)
+    assert load_settings({"CLOSEOUT_SIGNOFF": "Always", "CLOSEOUT_QUORUM": "60%"}).quorum == 0.6
+    for bad in ({"CLOSEOUT_SIGNOFF": "sometimes"}, {"CLOSEOUT_QUORUM": "1.5"}, {"CLOSEOUT_QUORUM": "half"}):
+        with pytest.raises(ValueError, match="CLOSEOUT_"):
+            load_settings(bad)

@@ -76,3 +76,12 @@ WHERE NOT EXISTS (SELECT 1 FROM edition_signoff WHERE report_date = :report_date
 -- name: decide_signoff
 UPDATE edition_signoff SET decision = :decision, decided_by = :decided_by, decided_at = :decided_at, comment = :comment
 WHERE report_date = :report_date AND edition_no = :edition_no AND decision = 'pending';
+
+-- name: select_corrections_register
+-- Every change to a published figure, kept forever: the corrections register (closeout corrections).
+SELECT r.report_date, r.unit_code, r.metric, r.old_value, r.new_value, r.old_qualifier, r.new_qualifier, r.kind,
+       r.reason, r.recorded_at, r.announced_in, r.in_edition, s.file_name
+FROM figure_revision r
+LEFT JOIN submission s ON s.report_date = r.report_date AND s.unit_code = r.unit_code AND s.sha256 = r.new_sha256
+WHERE r.kind IN ('correction', 'late_report') AND r.report_date >= :since
+ORDER BY r.recorded_at, r.report_date, r.unit_code, r.metric;

@@ -156,14 +156,19 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
             return f"无新增{metric.label.removeprefix('新增')}"
         return f"{metric.label.removesuffix(metric.unit)}{render_value(*total)}{metric.unit}"
 
+    # A total built without some units says so in the sentence itself, not only in a note below.
+    without = [ln.name for ln in lines if ln.status in ("missing", "rejected", "received", "excused")]
+    excluding = f"不含{'、'.join(without)}" if without else ""
+
     def by_unit(key: str, *extra: str) -> str:
-        """'（衢江区11例、柯城区4例；其中…）' — the split by unit, then any extra clause."""
+        """'（不含开化县；衢江区11例、柯城区4例；其中…）' — the units left out, the split by unit, any extra clause."""
         parts = [
             f"{u.name}{render_value(*cell(u.code, key))}{catalogue.by_key[key].unit}"
             for u in registry.all_units
             if cell(u.code, key) and cell(u.code, key)[0]
         ]
-        clauses = ["、".join(parts)] if len(parts) > 1 else []
+        clauses = [excluding] if excluding else []
+        clauses += ["、".join(parts)] if len(parts) > 1 else []
         clauses += [e for e in extra if e]
         return f"（{'；'.join(clauses)}）" if clauses else ""
 

@@ -144,6 +144,44 @@ def _record(ctx: Context, conn, edition, attempt: int, event: str, actor: str, r
     )
 
 
+REGISTER_COLUMNS = (
+    "report_date", "unit_code", "unit_name", "metric", "metric_name", "kind", "old_value", "new_value", "reason",
+    "source", "recorded_at", "announced_in", "in_edition",
+)  # fmt: skip
+
+
+def corrections(ctx: Context, since: date | None, out=None) -> int:
+    """The corrections register as CSV (one row per change to a published figure, oldest first), in the spirit
+    of JHU CSSE's errata file: what changed, from what to what, why, and which county file said so."""
+    import csv
+
+    from closeout.bulletin import inert_cell
+    from closeout.numbers import render_value
+
+    names = ctx.unit_names()
+    writer = csv.DictWriter(out or sys.stdout, fieldnames=REGISTER_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in ctx.store.rows("select_corrections_register", {"since": (since or date.min).isoformat()}):
+        metric = ctx.catalogue.by_key.get(r["metric"])
+        row = {
+            "report_date": r["report_date"],
+            "unit_code": r["unit_code"],
+            "unit_name": names.get(r["unit_code"], ""),
+            "metric": r["metric"],
+            "metric_name": metric.label if metric else "（整份补报）",
+            "kind": {"correction": "更正", "late_report": "补报"}[r["kind"]],
+            "old_value": "" if r["old_value"] is None else render_value(r["old_value"], r["old_qualifier"]),
+            "new_value": "" if r["new_value"] is None else render_value(r["new_value"], r["new_qualifier"]),
+            "reason": r["reason"],
+            "source": f"县报送文件 {r['file_name']}" if r["file_name"] else "",
+            "recorded_at": r["recorded_at"],
+            "announced_in": r["announced_in"] or "",
+            "in_edition": r["in_edition"] or "",
+        }
+        writer.writerow({key: inert_cell(value) for key, value in row.items()})
+    return 0
+
+
 def contract(ctx: Context, check: bool) -> int:
     """Rewrite the generated parts of docs/submission-format.md (or, with --check, fail if they are stale)."""
     from closeout.contract import generated_blocks, render_document
@@ -172,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     absent.add_argument("--reason", required=True, help="why (required, kept with the record)")
     contract_command = commands.add_parser("contract", help="regenerate docs/submission-format.md's tables")
     contract_command.add_argument("--check", action="store_true", help="fail if the document is stale")
+    register = commands.add_parser("corrections", help="the corrections register (CSV) of published figures")
+    register.add_argument("--since", type=date.fromisoformat, help="report dates from YYYY-MM-DD")
     status_command = commands.add_parser("status", help="a day's unit statuses, blocking problems and editions")
     status_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     for name, helptext in (
@@ -193,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         return mark_absent(ctx, args.report_date, args.unit, args.reason)
     if args.command == "status":
         return status(ctx, args.report_date)
+    if args.command == "corrections":
+        return corrections(ctx, args.since)
     actor = f"{getpass.getuser()} (closeout CLI)"
     if args.command == "confirm-delivery":
         return confirm_delivery(ctx, args.report_date, args.edition, args.reason, actor)

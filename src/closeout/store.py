@@ -37,7 +37,10 @@ class Store:
     def __init__(self, db_url: str, sql_dir: Path):
         if db_url.startswith("sqlite:///"):
             Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(db_url, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {})
+        # pre-ping: a connection the database dropped (restart, failover, idle cut) is replaced, not handed out
+        self.engine = create_engine(
+            db_url, pool_pre_ping=True, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {}
+        )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", lambda conn, _: conn.execute("PRAGMA journal_mode=WAL"))
         self.queries = load_queries(sql_dir)
