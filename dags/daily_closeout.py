@@ -194,8 +194,9 @@ def daily_closeout():
         body="{{ ti.xcom_pull(task_ids='needs_signoff')['body'] }}",
         options=[APPROVE, REJECT],
         params={
+            # Optional in the form (one form serves both buttons); a rejection without a reason is recorded as such.
             "reason": Param(
-                None, type="string", minLength=1, title="意见 / 原因", description="签发意见或退回原因（必填）"
+                None, type=["null", "string"], title="意见 / 原因", description="签发意见；退回时请写明原因"
             )
         },
     )

@@ -71,7 +71,10 @@ def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
     rendered = render(ctx, bulletin)
     check_golden("bulletin-2022-03-19-gaps.txt", rendered.text)
     assert "（常山县数据截至发布时未报送，按缺报处理，次日补报后订正）" in bulletin.summary
-    assert "[拒收] 柯城区(330802) 文件 330802.csv 第24行 指标 counseling_sessions(心理咨询) 值“600余”" in rendered.text
+    # the leaders read the problem plainly: no file names, English keys or rule ids (those go to ops and counties)
+    assert "柯城区报送的数据未通过核验，已退回更正：心理咨询“600余”，硬性指标须为确数，不接受约数。" in bulletin.notes
+    notes = rendered.text.split("【数据说明】")[1].split("附件：")[0]
+    assert not any(token in notes for token in ("[rule:", ".csv", "counseling_sessions", "330802"))
     statuses = {line.name: line.status_label for line in bulletin.lines}
     assert statuses["常山县"] == "缺报" and statuses["柯城区"] == "拒收" and statuses["市本级"] == "无单独报送"
     sampled = next(r for s in bulletin.sections for r in s["rows"] if r["label"] == "采样人次")

@@ -241,7 +241,7 @@ def test_rejected_file_fails_its_task_is_quarantined_and_named_in_the_bulletin(
     assert list((tmp_path / "archive" / "quarantine" / "2022-03-19" / "330803").glob("*330803.csv"))
     (message,) = emails(smtp_sink)
     body = message.get_body(("plain",)).get_content()
-    assert "[拒收] 衢江区(330803) 文件 330803.csv 第" in body and "指标 negative(阴性) 值“-3”" in body
+    assert "衢江区报送的数据未通过核验，已退回更正：阴性“-3”，不得为负数" in body and "[rule:" not in body
     assert str(tis[("email_bulletin", -1)].state) == "success"
     [returned] = [m for m in receipts(smtp_sink) if m["To"] == "qujiang-report@example.invalid"]
     assert returned["Subject"].startswith("【退回】衢江区3月19日日报")

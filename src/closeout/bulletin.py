@@ -285,7 +285,7 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> tuple[list[str
     findings = store.rows("select_findings", {"report_date": day})
     order = {"hard": 0, "missing": 1, "soft": 2}
     for f in sorted(findings, key=lambda f: (order[f["severity"]], f["unit_code"], f["row_no"] or 0)):
-        notes.append(f["line"])
+        notes.append(plain_note(f, names.get(f["unit_code"], f["unit_code"])))
     for r in store.rows("select_day_revisions", {"report_date": day}):
         metric = catalogue.by_key[r["metric"]]
         notes.append(
@@ -295,6 +295,22 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> tuple[list[str
     announced = store.rows("select_corrections_to_announce", {"report_date": day})
     notes += [change_sentence(ctx, r) for r in announced]
     return notes, announced
+
+
+def plain_note(finding: dict, unit: str) -> str:
+    """A finding as the leaders read it: the unit, the figure and what is wrong, without file names, English keys
+    or rule ids (those stay in the receipts, the logs and `closeout status`)."""
+    metric = finding["metric"]
+    label = metric[metric.index("(") + 1 : -1] if metric.endswith(")") and "(" in metric else metric
+    value = f"“{finding['value']}”" if finding["value"] not in ("", None) else ""
+    message = re.sub(r"[（(][^（）()]*(?:docs/|\.md|\.csv|\.xlsx|[a-z]+_[a-z_]+)[^（）()]*[）)]", "", finding["message"])
+    message = message.strip().rstrip("。")
+    subject = f"{label}{value}" if label else ""
+    if finding["severity"] == "hard" and finding["stage"] in ("load", "validate"):
+        return f"{unit}报送的数据未通过核验，已退回更正：{subject + '，' if subject else ''}{message}。"
+    if finding["severity"] == "hard":
+        return f"{unit}{subject}核对未通过：{message}。"
+    return f"{unit}{subject + '：' if subject else '：'}{message}。"
 
 
 def change_sentence(ctx: Context, r: dict, same_day: bool = False) -> str:
