@@ -55,7 +55,7 @@ demo: install ## close out the sample week 2022-03-13..19, then play the hard da
 	echo "   21:00 daily_closeout (开化县 has sent nothing: 缺报, its task and the run stay red)"; \
 	$(DEMO_ENV) $(VENV_BIN)/airflow dags test daily_closeout $(HARD_DAY) > $(DATA)/dags-test-$(HARD_DAY).log 2>&1; \
 	cp -f $(CURDIR)/sample/afternoon/$(HARD_DAY)/22-00/* $(DATA)/inbox/$(HARD_DAY)/; \
-	echo "   22:00 开化县's file arrives late; closeout_intake judges it, daily_closeout is run again (补报, not resent)"; \
+	echo "   22:00 开化县's file arrives late; closeout_intake judges it, daily_closeout is run again: one 补报 edition with its figures"; \
 	$(DEMO_ENV) $(VENV_BIN)/airflow dags test closeout_intake $(HARD_DAY)T22:00:00+08:00 >> $(DATA)/dags-test-$(HARD_DAY)-intake.log 2>&1 || status=1; \
 	$(DEMO_ENV) $(VENV_BIN)/airflow dags test daily_closeout $(HARD_DAY) >> $(DATA)/dags-test-$(HARD_DAY).log 2>&1 || status=1; \
 	$(DEMO_ENV) $(VENV_BIN)/closeout status $(HARD_DAY) || status=1; \
