@@ -169,6 +169,14 @@ def daily_closeout():
         chosen = find_edition(ctx, edition)
         if chosen.number in sent_editions(ctx, chosen.report_date):
             return None  # already out: email_bulletin says so and sends nothing
+        decided = signoff.decision_of(ctx, chosen)
+        if decided and decided["decision"] == "approved":
+            return None  # a re-run does not ask again about the same edition
+        if decided and decided["decision"] == "rejected":
+            try:
+                signoff.ensure_cleared_to_send(ctx, chosen)
+            except signoff.SignoffOutstanding as exc:  # the same content was already turned down: not asked again
+                raise OperatorMustAct(str(exc)) from exc
         ti = context["ti"]
         groups = ti.xcom_pull(task_ids="plan_unit_groups")
         planned = None if groups is None else [code for group in groups for code in group["codes"]]

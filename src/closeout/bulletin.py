@@ -303,7 +303,9 @@ def plain_note(finding: dict, unit: str) -> str:
     metric = finding["metric"]
     label = metric[metric.index("(") + 1 : -1] if metric.endswith(")") and "(" in metric else metric
     value = f"“{finding['value']}”" if finding["value"] not in ("", None) else ""
-    message = re.sub(r"[（(][^（）()]*(?:docs/|\.md|\.csv|\.xlsx|[a-z]+_[a-z_]+)[^（）()]*[）)]", "", finding["message"])
+    message = re.sub(
+        r"[（(][^（）()]*(?:docs/|\.md|\.csv|\.xlsx|[a-z]+_[a-z_]+)[^（）()]*[）)]", "", finding["message"]
+    )
     message = message.strip().rstrip("。")
     subject = f"{label}{value}" if label else ""
     if finding["severity"] == "hard" and finding["stage"] in ("load", "validate"):

@@ -115,18 +115,22 @@ def record_decision(ctx: Context, edition: Edition, response: dict | None) -> No
         )
 
 
+def decision_of(ctx: Context, edition: Edition) -> dict | None:
+    """The edition's sign-off record (pending, approved or rejected), if it was ever asked for."""
+    rows = ctx.store.rows("select_signoffs", {"report_date": edition.report_date.isoformat()})
+    return next((row for row in rows if row["edition_no"] == edition.number), None)
+
+
 def ensure_cleared_to_send(ctx: Context, edition: Edition) -> None:
     """An edition with a pending or rejected sign-off is never mailed, whoever asks."""
-    for row in ctx.store.rows("select_signoffs", {"report_date": edition.report_date.isoformat()}):
-        if row["edition_no"] != edition.number:
-            continue
-        if row["decision"] == "pending":
-            raise SignoffOutstanding(f"{edition.label}等待审核签发（{row['reasons'].replace(chr(10), '；')}），未发送")
-        if row["decision"] == "rejected":
-            raise SignoffOutstanding(
-                f"{edition.label}已被{row['decided_by']}退回（{row['comment'] or '未写原因'}），未发送；"
-                "改正后重新生成日报（Clear render_bulletin 及其下游）"
-            )
+    row = decision_of(ctx, edition)
+    if row and row["decision"] == "pending":
+        raise SignoffOutstanding(f"{edition.label}等待审核签发（{row['reasons'].replace(chr(10), '；')}），未发送")
+    if row and row["decision"] == "rejected":
+        raise SignoffOutstanding(
+            f"{edition.label}已被{row['decided_by']}退回（{row['comment'] or '未写原因'}），未发送；"
+            "改正后重新生成日报（Clear render_bulletin 及其下游）：内容变了才是新的一期"
+        )
 
 
 def pending(ctx: Context, report_date) -> list[dict]:
