@@ -223,6 +223,8 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     time.sleep(20)  # anything sent twice would arrive now
 
     everything = [m["Subject"] for m in mails(cluster)]
+    headless = [m["Subject"] for m in mails(cluster) if not (m["Date"] and m["Message-ID"])]
+    assert headless == [], headless  # every message: receipts, reminders, the bulletin, alerts
     reminders = subjects(cluster, "【提醒】")
     assert sorted(reminders) == sorted(
         [f"【提醒】江山市{int(day[5:7])}月{int(day[8:10])}日日报尚未收到报送文件（{hhmm(plan.cutoff)}截止）"] * 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from email.utils import make_msgid
 from urllib.parse import quote
 
 from closeout.settings import load_settings
@@ -143,7 +144,19 @@ def _alert_ops(context, will_retry: bool) -> None:
         f'<p><a href="{_h(link)}">在 Airflow 中打开该任务 / open the task instance</a><br>{_h(link)}</p>'
         "<p>处理办法见 docs/operations.md。</p>"
     )
-    SmtpNotifier(to=list(settings.ops_emails), subject=subject, html_content=html, smtp_conn_id=SMTP_CONN_ID)(context)
+    # The hook sets Date: but no Message-ID:, which every closeout message carries (threading, dedup at the server).
+    message_id = make_msgid(idstring=f"closeout-alert-{ti.task_id}-{try_number}", domain=_domain(settings.sender))
+    SmtpNotifier(
+        to=list(settings.ops_emails),
+        subject=subject,
+        html_content=html,
+        smtp_conn_id=SMTP_CONN_ID,
+        custom_headers={"Message-ID": message_id},
+    )(context)
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "closeout.invalid"
 
 
 def _local_day(dag_run) -> str:
