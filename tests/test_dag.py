@@ -286,6 +286,8 @@ def test_airflow_cli_closes_out_the_day_with_one_email(airflow_db, postgres_url,
     assert {k: v for k, v in totals.items() if k != "confirmed_cumulative"} == expected
 
 
+# The sign-off rules are checked on both stores in test_editions; through the DAG, the production store is enough.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_an_all_missing_day_is_never_mailed_unread(e2e, monkeypatch, smtp_sink, tmp_path):
     """CLOSEOUT_SIGNOFF's default (when-incomplete): under half the units cleared, the edition waits for a person;
     `airflow dags test` has nobody to ask, so it says so and sends nothing."""
@@ -304,6 +306,8 @@ def test_an_all_missing_day_is_never_mailed_unread(e2e, monkeypatch, smtp_sink, 
     assert (tmp_path / "outbox" / "2022-03-19" / "01" / "bulletin.html").exists()  # the edition waits, rendered
 
 
+# The sign-off rules are checked on both stores in test_editions; through the DAG, the production store is enough.
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_load_that_failed_for_infrastructure_is_never_published_unattended(e2e, monkeypatch, smtp_sink):
     """Whatever CLOSEOUT_SIGNOFF says: a fan-out Airflow refused (more groups than max_map_length) leaves every
     county unloaded, and a bulletin built from that must not go out on its own."""
