@@ -19,7 +19,6 @@ from closeout.context import Context
 from closeout.store import now_local
 
 KIND_LABELS = {"official": "正式", "late_report": "补报", "correction": "更正"}
-FILES = ("bulletin.html", "bulletin.txt")
 
 
 class EditionTampered(RuntimeError):

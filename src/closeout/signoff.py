@@ -44,7 +44,8 @@ def check(ctx: Context, edition: Edition, planned: list[str] | None, judged: lis
     if planned is None:
         reasons.append("规划分组失败（基础设施故障），本次没有任何单位入库")
     else:
-        unfinished = [code for code in planned if code not in set(judged)]
+        answered = set(judged)
+        unfinished = [code for code in planned if code not in answered]
         if unfinished:
             listed = "、".join(names.get(c, c) for c in unfinished[:10]) + ("等" if len(unfinished) > 10 else "")
             reasons.append(f"{listed}共{len(unfinished)}个单位的入库任务因基础设施故障未完成")
