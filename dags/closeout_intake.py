@@ -12,6 +12,7 @@ files and ends in seconds: no worker slot is held while waiting.
 | `judge_arrivals` 新文件校验入库 | 收件目录里尚未校验过的文件（按 SHA-256）：等文件写完、归档、解析、校验、入库，与截止时的日报运行用同一段代码；已校验过的文件不再校验，没交文件的单位不动（截止时才算缺报） / new files only, the same loading code as the cutoff run | 数据问题不会让它失败（写进回执）；失败是基础设施问题（库、磁盘），会自动重试，运维会收到告警邮件 |
 | `send_receipts` 发送回执 | 每个校验过的文件给单位联系人发一封回执：受理（附读入的数字）或退回（逐条原因、怎么改）；同一文件只发一次 / one receipt per judged file | SMTP 拒收会重试；"未确认"时见 docs/operations.md |
 | `send_reminders` 截止前提醒 | 到了提醒时间（`CLOSEOUT_REMINDERS`，默认 19:00、20:30），还没交或被退回未重报、且未被标记缺报的单位，各发一次提醒，抄送运维 / once per unit and time | 同上 |
+| `reissue_edition` 补报/更正版 | 日报发出后又入库的补报或更正，攒够 `CLOSEOUT_CORRECTION_BATCH` 分钟（默认 30）后，触发一次该日的 `daily_closeout` 运行（运行号 `reissue__<日期>__<首条变化时间>`，同一批只触发一次），生成并发出逐条列明变化的补报/更正版（同样的审核规则） / after publication, one re-run per batch of changes sends the 补报/更正 edition | 同上；已触发过的同一批跳过（skipped） |
 | `watch_deadline` 结清告警 | 过了 `CLOSEOUT_DEADLINE` 当天仍未结清（日报未发出，或有单位未结清且未标记缺报），给运维（`CLOSEOUT_OPS_EMAIL`）发一封告警，逐个列出单位和原因 / one alert naming each open unit | 同上 |
 
 一天的全过程见 docs/operations.md。The operator's day hour by hour: docs/operations.md.
@@ -97,6 +98,40 @@ def closeout_intake():
         ctx, report_date, now = _intake_context()
         return _send(ctx, reminders_due(ctx, report_date, now))
 
+    @task(task_display_name="补报/更正版 reissue_edition", trigger_rule="all_done")
+    def reissue_edition() -> str | None:
+        """Trigger one daily_closeout run for the oldest day whose changes are due; the next tick takes the next."""
+        from datetime import datetime
+
+        from airflow.sdk.exceptions import DagRunTriggerException
+
+        from closeout.reissue import due_reissues
+        from closeout.settings import LOCAL_TZ
+
+        ctx, _, _ = _intake_context()
+        # The batch is timed on the clock the changes were recorded by (the wall clock), not the tick's date.
+        due = due_reissues(ctx, datetime.now(LOCAL_TZ))
+        if not due:
+            return None
+        first = due[0]
+        print(f"{first.report_date}: 日报发出后的变化已攒够 {ctx.settings.correction_batch:g} 分钟 → {first.run_id}")
+        # What TriggerDagRunOperator does in Airflow 3 (its module is too heavy for parse time): the task runner
+        # creates the run; an existing run id (the same batch, an earlier tick) skips this task.
+        raise DagRunTriggerException(
+            trigger_dag_id="daily_closeout",
+            dag_run_id=first.run_id,
+            conf=first.conf,
+            logical_date=None,
+            reset_dag_run=False,
+            skip_when_already_exists=True,
+            wait_for_completion=False,
+            allowed_states=["success"],
+            failed_states=["failed"],
+            poke_interval=60,
+            deferrable=False,
+            note=f"统计日期 {first.report_date} · 补报/更正版（收件自动触发）",
+        )
+
     @task(task_display_name="结清告警 watch_deadline", trigger_rule="all_done")
     def watch_deadline() -> int:
         from closeout.notices import deadline_alert_due
@@ -104,7 +139,7 @@ def closeout_intake():
         ctx, report_date, now = _intake_context()
         return _send(ctx, deadline_alert_due(ctx, report_date, now))
 
-    judge_arrivals() >> send_receipts() >> send_reminders() >> watch_deadline()
+    judge_arrivals() >> send_receipts() >> send_reminders() >> reissue_edition() >> watch_deadline()
 
 
 closeout_intake_dag = closeout_intake()

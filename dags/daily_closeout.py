@@ -14,14 +14,17 @@ Asia/Shanghai). It runs daily at the cutoff; every task is safe to re-run. Failu
 | `load_unit_group` 县级数据入库（每组一个，按单位名标注，池 `closeout_unit_loads`） | 等文件写完（`CLOSEOUT_SETTLE_SECONDS`），只读一次（不跟随链接，不超出 `docs/submission-format.md` 第11节的上限），按 SHA-256 归档，解析，用 Great Expectations 校验（含缺项），一个事务入库 | **缺报**（截止时没有文件）或 **拒收**（文件被退回）：日志与回执逐行写明单位、文件、行、指标、数值、规则。请县里改好文件放入 `$CLOSEOUT_INBOX/<日期>/`，再 **Clear** 该县的任务（入库幂等）。被退回的文件保存在 `$CLOSEOUT_ARCHIVE/quarantine/<日期>/<单位>/`，旁有 `.reasons.txt`。文件一直在写、或库不通：本次失败并自动重试，期间该单位显示 **已收到未入库**，不会显示未报送 |
 | `send_receipts` 发送回执 | 每个判定过、尚未发回执的文件发一封回执给单位联系人 / one receipt per judged file not yet receipted | SMTP 拒收自动重试；不影响日报发送 |
 | `reconcile_day` 对账核验 | 与前一日结清数核对存量，推算累计数，运行提示性规则，定每个单位状态（已结清 / 未结清 / 拒收 / 缺报 / 已标记缺报） | 即使有县入库失败也会运行；本任务失败是基础设施问题：Clear |
+| `recheck_later_days` 复核其后各日 | 本日期之后已发布的各日重新对账：随之变化的累计数记为“重算”更正记录（署名同本次重新结清），新出现的不平衡记为当日的问题；日志逐日列出变化 / re-checks every later published day, reports which changed | 基础设施问题：Clear |
 | `render_bulletin` 生成日报 | 生成一期日报（正式；发出后有补报或更正则为补报版 / 更正版）：`bulletin.html`、`bulletin.txt`、CSV 附件写入 `$CLOSEOUT_OUTBOX/<日期>/<期号>/`，从不覆盖；内容没变则仍是原来那一期 | 模板或磁盘问题：改正后 Clear |
 | `needs_signoff` 是否需审核 | 按 `CLOSEOUT_SIGNOFF`（默认不足半数单位结清时审核）和入库是否因故障未完成，决定本期要不要人签发；不需要则跳过 `sign_off` | `airflow dags test` 遇到需要审核的一期会失败并说明：请在界面触发并签发 |
 | `sign_off` 审核签发 | 人工签发（Airflow 的 Required Actions）：看总体情况、未结清单位、数据说明，选“签发”或“退回”并写意见；只有 Closeout Ops / Admin 能签发 | 退回后改正再 Clear `render_bulletin` 及下游 |
 | `email_bulletin` 发送日报 | 经 `smtp_default` 发给 `CLOSEOUT_RECIPIENTS`：发的就是那一期的文件（先核对哈希），每期至多一次，邮件原样存为 `email-<次>.eml` | SMTP 拒收会自动重试。“上次发送未确认”：先查收件箱，收到了 `closeout confirm-delivery <日期> --reason …`，没收到 `closeout retry-delivery <日期> --reason …`，再 Clear。“等待审核 / 已被退回”：见 `sign_off` |
 | `confirm_closeout` 结清确认 | 日报发出后，只要还有县 缺报 / 拒收 / 未结清（且未标记缺报）就失败，让这次运行保持红色直到真正结清 | 按上面处理各县；各县任务 Clear 通过后运行变绿。某县当天确实不报：用 `closeout_mark_absent` 标记缺报 |
 
-某县迟交或更正的文件入库后，Clear `reconcile_day`、`render_bulletin` 及其下游：日报已发出时生成一期 **补报** / **更正** 版，
-逐条列出变化，按同样的审核规则发出一次；次日正式日报的数据说明里再列一次。详见 docs/operations.md“日报的期”。
+日报发出后收件再入库的迟交或更正文件，由 `closeout_intake` 攒够 `CLOSEOUT_CORRECTION_BATCH` 分钟后自动触发本日期的
+一次运行：生成一期 **补报** / **更正** 版，逐条列出变化，按同样的审核规则发出一次；次日正式日报的数据说明里再列一次。
+**重新结清过去某天**：Trigger 表单选统计日期、要重新入库的单位，并必须写原因（记入更正登记、署您的用户名）；
+`recheck_later_days` 报告其后哪些天随之变化。详见 docs/operations.md“日报的期”。
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ from closeout.airflow_glue import (
     alert_ops_on_retry,
     fail_at_once_policy,
 )
-from closeout.settings import cutoff_from_env, today_local
+from closeout.registry import pick_list
+from closeout.settings import cutoff_from_env, smtp_retry_policy, today_local
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
 # County loads share this pool (created by scripts/airflow-init.sh, sized by CLOSEOUT_LOAD_POOL_SLOTS) so a
 # province's or country's fan-out never takes every worker slot from the other runs and tasks.
 LOAD_POOL = "closeout_unit_loads"
+UNITS, UNIT_NAMES = pick_list()
+SMTP_RETRIES, SMTP_FIRST_WAIT = smtp_retry_policy()
 
 
 def _context_and_date(logical_date):
@@ -62,6 +68,14 @@ def _context_and_date(logical_date):
     if chosen:
         return Context.from_env(), date.fromisoformat(str(chosen))
     return Context.from_env(), report_date_for(logical_date, dag_run.run_after)
+
+
+def _run_request(ctx, report_date):
+    """The form's units and reason (closeout.reclose.run_request), signed by the Airflow user who triggered."""
+    from closeout.reclose import run_request
+
+    dag_run = get_current_context()["dag_run"]
+    return run_request(ctx, report_date, dag_run.conf, dag_run.triggering_user_name)
 
 
 @dag(
@@ -90,17 +104,41 @@ def _context_and_date(logical_date):
             format="date",
             title="统计日期 report date",
             description="要结清的统计日期（北京时间）/ the report date to close out (Asia/Shanghai)",
-        )
+        ),
+        "units": Param(
+            [],
+            type="array",
+            title="单位 units",
+            description="只重新入库这些单位（不选为全部）/ load only these units again (none: all)",
+            section="重新结清已发布的日期 re-close a published day",
+            **({"examples": UNITS, "values_display": UNIT_NAMES} if UNITS else {}),
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            title="原因 reason",
+            description="重新结清已发布的日期时必填：记入更正登记，文件没写备注的更正以此为原因并记您的用户名 / "
+            "required when the day was published: signs the corrections",
+            section="重新结清已发布的日期 re-close a published day",
+        ),
     },
     doc_md=__doc__,
 )
 def daily_closeout():
     @task(task_display_name="规划分组 plan_unit_groups")
-    def plan_unit_groups() -> list[dict]:
-        from closeout.context import Context
+    def plan_unit_groups(logical_date=None) -> list[dict]:
         from closeout.pipeline import plan_unit_groups as plan
+        from closeout.reclose import ReasonRequired
 
-        return plan(Context.from_env())
+        ctx, report_date = _context_and_date(logical_date)
+        planned = plan(ctx)
+        try:
+            request = _run_request(ctx, report_date)
+        except (ReasonRequired, ValueError) as exc:  # the form needs fixing, not a retry
+            raise OperatorMustAct(str(exc)) from exc
+        if request.signed:
+            print(f"重新结清 {report_date}：{request.signed.actor}，原因：{request.signed.reason}")
+        return request.groups(planned)
 
     # Labelled from its own argument, which Airflow renders before the task runs: a failed load is labelled too.
     @task(
@@ -112,7 +150,7 @@ def daily_closeout():
         from closeout.load import load_group
 
         ctx, report_date = _context_and_date(logical_date)
-        outcomes = load_group(ctx, report_date, group["codes"])
+        outcomes = load_group(ctx, report_date, group["codes"], _run_request(ctx, report_date).signed)
         # These units got an answer (loaded, refused or missing): the sign-off check tells a county's answer from
         # a load that crashed, which pushes nothing.
         get_current_context()["ti"].xcom_push(key="judged", value=list(group["codes"]))
@@ -148,6 +186,21 @@ def daily_closeout():
 
         ctx, report_date = _context_and_date(logical_date)
         return reconcile(ctx, report_date)
+
+    @task(task_display_name="复核其后各日 recheck_later_days")
+    def recheck_later_days(logical_date=None) -> dict[str, list[str]]:
+        from closeout.reclose import recheck_later_days as recheck
+
+        ctx, report_date = _context_and_date(logical_date)
+        signed = _run_request(ctx, report_date).signed
+        changed = recheck(ctx, report_date, signed.actor if signed else "")
+        for day, lines in changed.items():
+            print(f"{day} 随 {report_date} 重算后有变化：")
+            for line in lines:
+                print("  " + line)
+        if not changed:
+            print(f"{report_date} 之后已发布的日期没有变化 / no later published day changed")
+        return changed
 
     @task(task_display_name="生成日报 render_bulletin")
     def render_bulletin(logical_date=None) -> dict:
@@ -211,7 +264,16 @@ def daily_closeout():
 
     # none_failed: runs after a sign-off, or when none was needed (sign_off skipped); the edition's own record
     # (closeout.signoff) refuses a pending or rejected edition whatever the task states say.
-    @task(task_display_name="发送日报 email_bulletin", trigger_rule="none_failed")
+    # An SMTP server refusing or timing out: tried again with growing waits (CLOSEOUT_SMTP_RETRIES,
+    # CLOSEOUT_SMTP_RETRY_DELAY); the delivery record makes sure each recipient gets one copy.
+    @task(
+        task_display_name="发送日报 email_bulletin",
+        trigger_rule="none_failed",
+        retries=SMTP_RETRIES,
+        retry_delay=SMTP_FIRST_WAIT,
+        retry_exponential_backoff=2.0,
+        max_retry_delay=timedelta(minutes=15),
+    )
     def email_bulletin(edition: dict) -> dict:
         from closeout.airflow_glue import smtp
         from closeout.context import Context
@@ -237,6 +299,10 @@ def daily_closeout():
 
         ctx, report_date = _context_and_date(logical_date)
         still_open = open_units(ctx, report_date)
+        if still_open and (get_current_context()["dag_run"].conf or {}).get("reissue"):
+            # A 补报/更正 run only sends the changes: the day's own run stays red and the deadline alert named them.
+            print(f"{report_date} 仍未结清：" + "；".join(f"{name} {why}" for name, why in still_open))
+            return
         if still_open:
             # The bulletin is out; the run stays red until every county's day is cleared.
             listed = "；".join(f"{name} {why}" for name, why in still_open)
@@ -247,7 +313,7 @@ def daily_closeout():
     reconciled = reconcile_day()
     loads >> send_receipts()
     edition = render_bulletin()
-    loads >> reconciled >> edition
+    loads >> reconciled >> recheck_later_days() >> edition
     needs_signoff(edition) >> sign_off >> email_bulletin(edition) >> confirm_closeout()
 
 

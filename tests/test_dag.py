@@ -4,7 +4,7 @@ against a real SMTP server on loopback and both stores, on a clean day, a missin
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -60,6 +60,7 @@ def test_dagbag_integrity(airflow_db):
         "load_unit_group",
         "send_receipts",
         "reconcile_day",
+        "recheck_later_days",
         "render_bulletin",
         "needs_signoff",
         "sign_off",
@@ -74,6 +75,7 @@ def test_dagbag_integrity(airflow_db):
         "judge_arrivals",
         "send_receipts",
         "send_reminders",
+        "reissue_edition",
         "watch_deadline",
     }
     assert dag.get_task("reconcile_day").trigger_rule == "all_done"
@@ -82,6 +84,14 @@ def test_dagbag_integrity(airflow_db):
     assert (intake.expression, str(intake.timezone)) == ("*/2 12-23 * * *", "Asia/Shanghai")
     form = bag.dags["closeout_mark_absent"].params
     assert {"report_date", "unit", "reason"} <= set(form)
+    # re-closing a published day: the units as a pick list of Chinese names, and a reason
+    reclose = dag.params
+    assert reclose.get_param("units").schema["examples"][0] == "330802"
+    assert reclose.get_param("units").schema["values_display"]["330802"] == "柯城区（330802）"
+    assert reclose.get_param("reason").schema["type"] == ["null", "string"]
+    # the bulletin's mail is retried with growing waits while the SMTP server refuses
+    email = dag.get_task("email_bulletin")
+    assert email.retries == 6 and email.retry_exponential_backoff == 2.0
 
 
 def test_cutoff_comes_from_the_environment():
@@ -104,6 +114,8 @@ def run_day(monkeypatch, env: dict, report_date: str, smtp_sink, conf: dict | No
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(DAG_FILE)).dags["daily_closeout"]
+    for task in dag.tasks:  # dag.test() sleeps through retry delays: a second, not minutes, in tests
+        task.retry_delay = timedelta(seconds=1)
     logical = datetime.fromisoformat(report_date).replace(hour=21, tzinfo=ZoneInfo("Asia/Shanghai"))
     run = dag.test(logical_date=logical, run_conf=conf)
     return {(ti.task_id, ti.map_index): ti for ti in run.get_task_instances()}, run

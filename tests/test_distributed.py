@@ -1,8 +1,10 @@
 """The close-out as it runs in production: CeleryExecutor with two workers, PostgreSQL for Airflow's metadata
 and (separately) the reporting store, Redis as the broker, the FAB auth manager, an SMTP server on loopback.
 
-One cluster serves the module. The first day runs undisturbed; on the second a worker is killed in the
-middle of a county load and the task must be retried on the other worker with nothing duplicated.
+One cluster serves the module, with 审核签发 on every edition (CLOSEOUT_SIGNOFF=always): nothing is mailed until
+an operator approves through the REST call the UI makes. The first day runs undisturbed; on the second a worker
+is killed in the middle of a county load and the task must be retried on the other worker with nothing
+duplicated; then a Viewer's approval is refused, a rejection sends nothing, an approval sends the edition.
 Timings (trigger to success, per task) are printed. Everything started here is stopped at the end.
 """
 
@@ -77,6 +79,7 @@ def cluster(tmp_path_factory, redis_broker):
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
             CLOSEOUT_LOAD_POOL_SLOTS=str(LOAD_POOL_SLOTS),
+            CLOSEOUT_SIGNOFF="always",
         )
         deployment = AirflowCluster(work, env, api_port, WORKERS, WORKER_CONCURRENCY)
         deployment.store = create_engine(store_url)  # the test's own reads of the reporting store
@@ -229,14 +232,18 @@ def assert_day_closed_once(cluster: AirflowCluster, report_date: str) -> None:
 
 
 def test_clean_day_runs_across_both_workers(cluster, capsys):
+    from closeout.airflow_glue import APPROVE
+
     run_id, started = trigger(cluster, CLEAN_DAY)
+    wait_for_signoff(cluster, run_id, started)
+    assert mails_for(cluster, CLEAN_DAY) == []  # sign-off always: nothing before a person approves
+    assert answer(cluster, run_id, cluster.users.ops, APPROVE, "同意发布").status_code == 200
     state, seconds = wait_for_run(cluster, run_id, started)
     tis = task_instances(cluster, run_id)
     print_timings(capsys, f"{CLEAN_DAY} (cluster ready in {cluster.ready_seconds:.0f} s)", seconds, tis)
     assert state == "success", cluster.log_tails()
-    assert {ti["task_id"]: ti["state"] for ti in tis}["sign_off"] == "skipped"  # a complete day is not held
-    assert {ti["state"] for ti in tis if ti["task_id"] != "sign_off"} == {"success"}
-    ran = [ti for ti in tis if ti["state"] != "skipped"]
+    assert {ti["state"] for ti in tis} == {"success"}
+    ran = tis
     assert {ti["hostname"] for ti in ran} <= set(WORKERS), "every task ran on one of the Celery workers"
     loads = [ti for ti in tis if ti["task_id"] == "load_unit_group"]
     assert len(loads) == 7 and {ti["pool"] for ti in loads} == {"closeout_unit_loads"}
@@ -283,7 +290,11 @@ def test_worker_killed_mid_load_is_retried_on_the_other_worker(cluster, capsys):
                 )
                 return
 
-    state, seconds = wait_for_run(cluster, run_id, started, on_poll=kill_during_a_county_load)
+    def kill_then_approve():
+        kill_during_a_county_load()
+        approve_when_asked(cluster, run_id)
+
+    state, seconds = wait_for_run(cluster, run_id, started, on_poll=kill_then_approve)
     tis = task_instances(cluster, run_id)
     assert killed, "no county load was ever seen under way: nothing was killed"
     victim = killed["victim"]
@@ -339,6 +350,13 @@ def wait_for_signoff(cluster: AirflowCluster, run_id: str, started: float) -> di
     raise AssertionError(f"{run_id}: the sign-off never asked:\n{cluster.log_tails()}")
 
 
+def approve_when_asked(cluster: AirflowCluster, run_id: str) -> None:
+    from closeout.airflow_glue import APPROVE
+
+    if cluster.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/sign_off")["state"] == "awaiting_input":
+        assert answer(cluster, run_id, cluster.users.ops, APPROVE, "同意发布").status_code == 200
+
+
 def answer(cluster: AirflowCluster, run_id: str, user, option: str, reason: str):
     """What the UI's Required Action form sends."""
     return cluster.api(
@@ -349,15 +367,16 @@ def answer(cluster: AirflowCluster, run_id: str, user, option: str, reason: str)
     )
 
 
-def test_an_all_missing_day_waits_for_a_sign_off_that_only_ops_can_give(cluster):
+def test_a_viewer_cannot_release_an_edition_a_rejection_sends_nothing_an_approval_sends_it(cluster):
     from closeout.airflow_glue import APPROVE, REJECT
-    from closeout.bulletin import content_sha256
+    from closeout.mailer import mailed_sha256
 
     viewer, ops = cluster.users.viewer, cluster.users.ops
     # rejected: nothing is sent, the reason is kept
     run_id, started = trigger(cluster, HELD_DAY)
     request = wait_for_signoff(cluster, run_id, started)
-    assert "仅0/6个必报单位已结清" in request["body"] and "**总体情况**" in request["body"]
+    assert "按设置每期都须审核签发" in request["body"] and "**已结清** 0/6" in request["body"]
+    assert "**总体情况**" in request["body"]
     assert mails_for(cluster, HELD_DAY) == []  # held: nothing before a person answers
     assert answer(cluster, run_id, viewer, APPROVE, "看过了").status_code == 403  # read-only cannot release it
     response = answer(cluster, run_id, ops, REJECT, "全市无数据，先查收件目录")
@@ -380,6 +399,4 @@ def test_an_all_missing_day_waits_for_a_sign_off_that_only_ops_can_give(cluster)
     assert tis["email_bulletin"] == "success", cluster.log_tails()
     [mail] = mails_for(cluster, APPROVED_DAY)
     [(edition_sha,)] = store_rows(cluster, "SELECT content_sha256 FROM edition WHERE report_date = :d", d=APPROVED_DAY)
-    parts = [mail.get_body((kind,)).get_payload(decode=True) for kind in ("html", "plain")]
-    [attachment] = list(mail.iter_attachments())
-    assert content_sha256(*parts, attachment.get_payload(decode=True)) == edition_sha
+    assert mailed_sha256(mail) == edition_sha

@@ -8,16 +8,9 @@ from sqlalchemy import create_engine, text
 from test_load_and_store import DAY, change_isolation_new, close_day, figure, published_day, smtp_connect
 
 from closeout import notices, pipeline, signoff
-from closeout.bulletin import content_sha256
 from closeout.editions import EditionTampered, editions_of
+from closeout.mailer import mailed_sha256
 from closeout.settings import LOCAL_TZ
-
-
-def mailed_sha(message) -> str:
-    html = message.get_body(("html",)).get_payload(decode=True)
-    plain = message.get_body(("plain",)).get_payload(decode=True)
-    (attachment,) = list(message.iter_attachments())
-    return content_sha256(html, plain, attachment.get_payload(decode=True))
 
 
 def test_an_edition_is_rendered_once_kept_unchanged_and_mailed_exactly(db_url, ctx_for, tmp_path, smtp_sink):
@@ -37,7 +30,7 @@ def test_an_edition_is_rendered_once_kept_unchanged_and_mailed_exactly(db_url, c
     assert {p.name: p.read_bytes() for p in first.folder(ctx).iterdir()} == kept  # never overwritten
     publish(ctx, DAY, smtp_connect(smtp_sink))
     [mail] = received_mails(smtp_sink.folder)
-    assert mailed_sha(mail) == second.sha256  # what was mailed is the edition, byte for byte
+    assert mailed_sha256(mail) == second.sha256  # what was mailed is the edition, byte for byte
     assert mail["Date"] and mail["Message-ID"]
     [attempt] = ctx.store.rows("select_deliveries", {"report_date": "2022-03-19"})
     assert (attempt["edition_no"], attempt["status"], attempt["content_sha256"]) == (2, "sent", second.sha256)
@@ -80,7 +73,16 @@ def test_a_late_unit_after_publication_goes_out_once_as_a_late_report_edition(db
     assert "常山县数据截至发布时未报送" not in body  # the 补报 edition carries its figures
     editions = editions_of(ctx, day)
     assert [(e.number, e.kind) for e in editions] == [(1, "official"), (2, "late_report")]
-    assert mailed_sha(late_report) == editions[1].sha256
+    assert mailed_sha256(late_report) == editions[1].sha256
+    # it carries the corrections register rows it lists; the 正式 edition before it listed none
+    names = [part.get_filename() for part in late_report.iter_attachments()]
+    assert names[1:] == ["更正登记.csv"] and len(list(official.iter_attachments())) == 1
+    register = list(late_report.iter_attachments())[1].get_payload(decode=True).decode("utf-8-sig").splitlines()
+    assert register[0].startswith("report_date,unit_code,unit_name,metric,metric_name,kind,old_value,new_value,reason")
+    assert "announced_in" not in register[0]  # what changes after sending is not in the edition's bytes
+    assert [line.split(",")[:6] for line in register[1:]] == [
+        ["2022-03-18", "330822", "常山县", "", "（整份补报）", "补报"]
+    ]
     close_day(ctx)
     publish(ctx, DAY, smtp_connect(smtp_sink))  # the next day's 正式 edition still lists it
     next_day = received_mails(smtp_sink.folder)[-1].get_body(("plain",)).get_content()
@@ -135,6 +137,10 @@ def test_a_pending_or_rejected_edition_is_never_mailed_and_an_approved_one_is(db
     assert (
         page["subject"].startswith("审核签发：衢州市疫情防控工作日报 2022年3月19日") and "**总体情况**" in page["body"]
     )
+    # the approver reads the edition's own text, the lines that will be mailed
+    mailed_text = (edition.folder(ctx) / "bulletin.txt").read_text(encoding="utf-8")
+    summary = next(line for line in mailed_text.splitlines() if line.startswith("3月19日0—24时，全市"))
+    assert f"> {summary}  " in page["body"].splitlines()
     send = lambda: pipeline.email_bulletin(ctx, edition, "closeout@test.invalid", smtp_connect(smtp_sink))  # noqa: E731
     with pytest.raises(signoff.SignoffOutstanding, match="等待审核签发"):
         send()

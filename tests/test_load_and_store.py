@@ -546,10 +546,10 @@ def test_a_load_that_crashes_after_the_file_arrived_never_reads_as_not_sent(db_u
     ctx = ctx_for(db_url, inbox)
     real_commit = load._commit
 
-    def commit(ctx, sub, item):
+    def commit(ctx, sub, item, signed=None):
         if sub.unit.code == "330803":
             raise ConnectionError("the store went away")
-        return real_commit(ctx, sub, item)
+        return real_commit(ctx, sub, item, signed)
 
     monkeypatch.setattr(load, "_commit", commit)
     with pytest.raises(ConnectionError):

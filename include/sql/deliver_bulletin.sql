@@ -80,8 +80,17 @@ WHERE report_date = :report_date AND edition_no = :edition_no AND decision = 'pe
 -- name: select_corrections_register
 -- Every change to a published figure, kept forever: the corrections register (closeout corrections).
 SELECT r.report_date, r.unit_code, r.metric, r.old_value, r.new_value, r.old_qualifier, r.new_qualifier, r.kind,
-       r.reason, r.recorded_at, r.announced_in, r.in_edition, s.file_name
+       r.reason, r.recorded_at, r.recorded_by, r.announced_in, r.in_edition, r.new_sha256, s.file_name
 FROM figure_revision r
 LEFT JOIN submission s ON s.report_date = r.report_date AND s.unit_code = r.unit_code AND s.sha256 = r.new_sha256
-WHERE r.kind IN ('correction', 'late_report') AND r.report_date >= :since
+WHERE r.kind IN ('correction', 'late_report', 'recalculated') AND r.report_date >= :since
 ORDER BY r.recorded_at, r.report_date, r.unit_code, r.metric;
+
+-- name: select_days_with_unsent_changes
+-- Published days with late reports or corrections that no edition has sent yet (closeout.reissue). Changes an
+-- operator signed came from a re-close run, which renders and sends its own edition.
+SELECT r.report_date, r.unit_code, r.recorded_at
+FROM figure_revision r
+WHERE r.kind IN ('correction', 'late_report') AND r.in_edition IS NULL AND r.recorded_by = ''
+  AND EXISTS (SELECT 1 FROM delivery d WHERE d.report_date = r.report_date AND d.status = 'sent')
+ORDER BY r.report_date, r.recorded_at;

@@ -33,9 +33,9 @@ VALUES (:report_date, :unit_code, :metric, :value, :qualifier, :note, :source_sh
 
 -- name: insert_revision
 INSERT INTO figure_revision (report_date, unit_code, metric, old_value, new_value, old_qualifier, new_qualifier,
-                             old_sha256, new_sha256, kind, reason, recorded_at)
+                             old_sha256, new_sha256, kind, reason, recorded_at, recorded_by)
 VALUES (:report_date, :unit_code, :metric, :old_value, :new_value, :old_qualifier, :new_qualifier,
-        :old_sha256, :new_sha256, :kind, :reason, :recorded_at);
+        :old_sha256, :new_sha256, :kind, :reason, :recorded_at, :recorded_by);
 
 -- name: delete_findings
 DELETE FROM finding WHERE report_date = :report_date AND unit_code = :unit_code AND stage = :stage;

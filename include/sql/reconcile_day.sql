@@ -51,3 +51,14 @@ DELETE FROM finding WHERE report_date = :report_date AND stage = :stage;
 
 -- name: select_unit_days_between
 SELECT report_date, unit_code, status FROM unit_day WHERE report_date >= :first_date AND report_date <= :last_date;
+
+-- name: select_derived_figures
+SELECT unit_code, metric, value FROM figure WHERE report_date = :report_date AND source_sha256 = 'derived';
+
+-- name: select_published_days_after
+-- The days closed after a re-closed one: their bulletins went out, and what they carried over may now change.
+SELECT DISTINCT report_date FROM delivery WHERE status = 'sent' AND report_date > :report_date ORDER BY report_date;
+
+-- name: select_hard_findings
+SELECT unit_code, rule, metric, line FROM finding WHERE report_date = :report_date AND severity = 'hard'
+ORDER BY unit_code, rule, metric;

@@ -41,8 +41,10 @@ CREATE TABLE IF NOT EXISTS figure_revision (
     new_qualifier  TEXT NOT NULL DEFAULT '',
     old_sha256     TEXT NOT NULL,
     new_sha256     TEXT NOT NULL,
-    kind           TEXT NOT NULL,               -- revision (before publication) | correction (after) | late_report (补报, metric '')
+    kind           TEXT NOT NULL,               -- revision (before publication) | correction (after) | late_report
+                                                -- (补报, metric '') | recalculated (a later day's derived figure)
     reason         TEXT NOT NULL DEFAULT '',
+    recorded_by    TEXT NOT NULL DEFAULT '',    -- the Airflow user who signed it; '' when the county's file said so
     recorded_at    TEXT NOT NULL,
     announced_in   TEXT,                        -- report date of the next day's bulletin that listed it
     in_edition     INTEGER,                     -- the same-day 补报/更正 edition that sent it to readers

@@ -60,7 +60,12 @@ def run_note(dag_id: str, conf: dict | None, logical_date, run_after) -> str | N
             return f"统计日期 {day.isoformat()} · 收件 {when.astimezone(LOCAL_TZ).strftime('%H:%M')}"
         if dag_id == "daily_closeout":
             if conf.get("report_date"):
-                return f"统计日期 {date.fromisoformat(str(conf['report_date'])).isoformat()}（表单指定）"
+                day = date.fromisoformat(str(conf["report_date"])).isoformat()
+                if conf.get("reissue"):
+                    return f"统计日期 {day} · 补报/更正版（收件自动触发）"
+                if conf.get("reason"):
+                    return f"统计日期 {day} · 重新结清：{str(conf['reason']).strip()[:60]}"
+                return f"统计日期 {day}（表单指定）"
             return f"统计日期 {report_date_for(logical_date, run_after).isoformat()}"
         if dag_id == "closeout_mark_absent" and conf.get("report_date"):
             return f"统计日期 {conf['report_date']} · 标记缺报 {conf.get('unit', '')}".strip()

@@ -380,15 +380,16 @@ class Rendered:
     html: str
     text: str
     attachment: bytes  # UTF-8 with BOM so Excel opens the Chinese correctly
+    register: bytes = b""  # the corrections register rows the edition lists (closeout.register); b"" when none
 
     @property
     def sha256(self) -> str:
-        return content_sha256(self.html.encode("utf-8"), self.text.encode("utf-8"), self.attachment)
+        return content_sha256(self.html.encode("utf-8"), self.text.encode("utf-8"), self.attachment, self.register)
 
 
-def content_sha256(html: bytes, text: bytes, attachment: bytes) -> str:
-    """The hash an edition is known by, from the bytes of its three parts, as on disk or as mailed."""
-    return hashlib.sha256(html + text + attachment).hexdigest()
+def content_sha256(html: bytes, text: bytes, *attachments: bytes) -> str:
+    """The hash an edition is known by, from the bytes of its parts in order, as on disk or as mailed."""
+    return hashlib.sha256(html + text + b"".join(attachments)).hexdigest()
 
 
 def render(ctx: Context, bulletin: Bulletin) -> Rendered:

@@ -144,41 +144,38 @@ def _record(ctx: Context, conn, edition, attempt: int, event: str, actor: str, r
     )
 
 
-REGISTER_COLUMNS = (
-    "report_date", "unit_code", "unit_name", "metric", "metric_name", "kind", "old_value", "new_value", "reason",
-    "source", "recorded_at", "announced_in", "in_edition",
-)  # fmt: skip
-
-
 def corrections(ctx: Context, since: date | None, out=None) -> int:
-    """The corrections register as CSV (one row per change to a published figure, oldest first), in the spirit
-    of JHU CSSE's errata file: what changed, from what to what, why, and which county file said so."""
-    import csv
+    """The corrections register as CSV, one row per change to a published figure, oldest first
+    (closeout.register)."""
+    from closeout.register import register_rows, write_csv
 
-    from closeout.bulletin import inert_cell
-    from closeout.numbers import render_value
+    write_csv(register_rows(ctx, since), out or sys.stdout)
+    return 0
 
-    names = ctx.unit_names()
-    writer = csv.DictWriter(out or sys.stdout, fieldnames=REGISTER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for r in ctx.store.rows("select_corrections_register", {"since": (since or date.min).isoformat()}):
-        metric = ctx.catalogue.by_key.get(r["metric"])
-        row = {
-            "report_date": r["report_date"],
-            "unit_code": r["unit_code"],
-            "unit_name": names.get(r["unit_code"], ""),
-            "metric": r["metric"],
-            "metric_name": metric.label if metric else "（整份补报）",
-            "kind": {"correction": "更正", "late_report": "补报"}[r["kind"]],
-            "old_value": "" if r["old_value"] is None else render_value(r["old_value"], r["old_qualifier"]),
-            "new_value": "" if r["new_value"] is None else render_value(r["new_value"], r["new_qualifier"]),
-            "reason": r["reason"],
-            "source": f"县报送文件 {r['file_name']}" if r["file_name"] else "",
-            "recorded_at": r["recorded_at"],
-            "announced_in": r["announced_in"] or "",
-            "in_edition": r["in_edition"] or "",
-        }
-        writer.writerow({key: inert_cell(value) for key, value in row.items()})
+
+def reclose(ctx: Context, day: date, units: list[str], reason: str, actor: str) -> int:
+    """Re-close a day from the command line, as the trigger form does: load the chosen units again (all when none
+    is named) signed by the operator, reconcile the day, re-check every later published day and list what changed.
+    The day's 补报/更正 edition then goes out with intake's next batch (or a daily_closeout run for the day)."""
+    from closeout.load import load_group
+    from closeout.pipeline import plan_unit_groups
+    from closeout.reclose import recheck_later_days, run_request
+    from closeout.reconcile import reconcile_day
+
+    request = run_request(ctx, day, {"report_date": day.isoformat(), "units": units, "reason": reason}, actor)
+    codes = [code for group in request.groups(plan_unit_groups(ctx)) for code in group["codes"]]
+    for outcome in load_group(ctx, day, codes, request.signed):
+        print(f"{outcome.unit_name}({outcome.unit_code}) {day}: {outcome.status}")
+        for line in outcome.lines:
+            print("  " + line)
+    reconcile_day(ctx, day)
+    changed = recheck_later_days(ctx, day, actor)
+    for later, lines in changed.items():
+        print(f"{later} 随之变化 / changed:")
+        for line in lines:
+            print("  " + line)
+    if not changed:
+        print(f"{day} 之后已发布的日期没有变化 / no later published day changed")
     return 0
 
 
@@ -212,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     contract_command.add_argument("--check", action="store_true", help="fail if the document is stale")
     register = commands.add_parser("corrections", help="the corrections register (CSV) of published figures")
     register.add_argument("--since", type=date.fromisoformat, help="report dates from YYYY-MM-DD")
+    reclose_command = commands.add_parser("reclose", help="re-close a published day: reload units, re-check later days")
+    reclose_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
+    reclose_command.add_argument("--unit", action="append", default=[], help="unit code, slug or name (repeatable)")
+    reclose_command.add_argument("--reason", required=True, help="why (signs the corrections, kept in the register)")
     status_command = commands.add_parser("status", help="a day's unit statuses, blocking problems and editions")
     status_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     for name, helptext in (
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "corrections":
         return corrections(ctx, args.since)
     actor = f"{getpass.getuser()} (closeout CLI)"
+    if args.command == "reclose":
+        return reclose(ctx, args.report_date, args.unit, args.reason, actor)
     if args.command == "confirm-delivery":
         return confirm_delivery(ctx, args.report_date, args.edition, args.reason, actor)
     reason = args.reason or "forget-delivery：核对收件箱后确认未收到"

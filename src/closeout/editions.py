@@ -1,7 +1,8 @@
 """Editions: every bulletin rendered is an immutable edition of its report date — 正式 (the day's bulletin),
 补报 (a late unit's figures after it went out) or 更正 (a corrected figure after it went out).
 
-An edition's files live under <outbox>/<date>/<NN>/ and are never overwritten; its row records their hash and
+An edition's files live under <outbox>/<date>/<NN>/ (the bulletin as HTML and text, its CSV, and the corrections
+register rows it lists, 更正登记.csv, when it lists any) and are never overwritten; its row records their hash and
 the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
 email act on an edition, and what is mailed is exactly its files.
 """
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 from closeout.bulletin import Rendered, build_bulletin, render
 from closeout.context import Context
+from closeout.register import FILE_NAME as REGISTER_FILE
+from closeout.register import edition_register
 from closeout.store import now_local
 
 KIND_LABELS = {"official": "正式", "late_report": "补报", "correction": "更正"}
@@ -92,12 +95,12 @@ def render_edition(ctx: Context, report_date: date) -> Edition:
     if changes:
         kind = "late_report" if any(c["kind"] == "late_report" for c in changes) else "correction"
     bulletin = build_bulletin(ctx, report_date, kind=kind, change_rows=changes)
-    rendered = render(ctx, bulletin)
-    if editions and editions[-1].sha256 == rendered.sha256:
-        return editions[-1]
     announces = [_revision_key(r, "note") for r in bulletin.announced_notes] + [
         _revision_key(r, "change") for r in changes
     ]
+    rendered = replace(render(ctx, bulletin), register=edition_register(ctx, announces))
+    if editions and editions[-1].sha256 == rendered.sha256:
+        return editions[-1]
     number = (editions[-1].number if editions else 0) + 1
     edition = Edition(
         report_date, number, kind, bulletin.subject, rendered.sha256, bulletin.attachment_name, tuple(announces)
@@ -131,11 +134,14 @@ def _write_files(folder: Path, edition: Edition, rendered: Rendered) -> None:
         folder.rename(folder.with_name(f"{folder.name}.unrecorded-{os.getpid()}-{now_local()[:19]}"))
     partial = folder.with_name(f".{folder.name}.partial")
     partial.mkdir(parents=True, exist_ok=True)
-    for name, data in (
+    files = [
         ("bulletin.html", rendered.html.encode("utf-8")),
         ("bulletin.txt", rendered.text.encode("utf-8")),
         (edition.attachment_name, rendered.attachment),
-    ):
+    ]
+    if rendered.register:
+        files.append((REGISTER_FILE, rendered.register))
+    for name, data in files:
         with open(partial / name, "wb") as out:
             out.write(data)
             out.flush()
@@ -150,9 +156,10 @@ def read_files(ctx: Context, edition: Edition) -> Rendered:
         html = (folder / "bulletin.html").read_bytes().decode("utf-8")
         text = (folder / "bulletin.txt").read_bytes().decode("utf-8")
         attachment = (folder / edition.attachment_name).read_bytes()
+        register = (folder / REGISTER_FILE).read_bytes() if (folder / REGISTER_FILE).exists() else b""
     except (OSError, UnicodeDecodeError) as exc:
         raise EditionTampered(f"{edition.label} 的文件不可读：{exc}") from exc
-    rendered = Rendered(html, text, attachment)
+    rendered = Rendered(html, text, attachment, register)
     if rendered.sha256 != edition.sha256:
         raise EditionTampered(
             f"{edition.label} 的文件在生成后被改动（哈希 {rendered.sha256[:12]} ≠ 记录的 {edition.sha256[:12]}），"

@@ -29,7 +29,16 @@ class UnitOutcome:
         return self.status in ("rejected", "missing")
 
 
-def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOutcome]:
+@dataclass(frozen=True)
+class Signature:
+    """An operator re-closing a day: who (the Airflow user) and why. A correction of a published figure needs a
+    reason; the file's own 备注 gives one, else this one does, and the register names the operator."""
+
+    actor: str
+    reason: str
+
+
+def load_group(ctx: Context, report_date: date, codes: list[str], signed: Signature | None = None) -> list[UnitOutcome]:
     registry, store, day = ctx.registry, ctx.store, report_date.isoformat()
     inbox = discover(ctx.settings.inbox, report_date, registry)
     unit_status = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
@@ -78,7 +87,7 @@ def load_group(ctx: Context, report_date: date, codes: list[str]) -> list[UnitOu
 
         validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner.shared())
     for sub, item in pending:
-        outcomes[sub.unit.code] = _commit(ctx, sub, item)
+        outcomes[sub.unit.code] = _commit(ctx, sub, item, signed)
     for code in codes:  # after the figures, so a bad narrative never holds them up
         if code in inbox.narratives:
             _load_narrative(ctx, report_date, registry.get(code), inbox.narratives[code])
@@ -160,7 +169,7 @@ def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
             )
 
 
-def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
+def _commit(ctx: Context, sub: Submission, item: ArchivedFile, signed: Signature | None = None) -> UnitOutcome:
     store, day, code = ctx.store, sub.report_date.isoformat(), sub.unit.code
     key = {"report_date": day, "unit_code": code}
     figures = collapse(sub)
@@ -168,7 +177,7 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         published = bool(store.run(conn, "select_published", {"report_date": day}).first())
         current = {r.metric: r for r in store.run(conn, "select_unit_figures", key)}
         changes = _changes(current, {f.metric: f for f in figures})
-        if published and not blocking(sub.findings):
+        if published and not blocking(sub.findings) and not (signed and signed.reason.strip()):
             unexplained = [(metric, new) for metric, _, new in changes if new is None or not new.note]
             cut_off = _completed_truncation(store, conn, key, item) if unexplained else None
             for metric, new in unexplained:  # a published figure changes only with a stated reason
@@ -213,9 +222,11 @@ def _commit(ctx: Context, sub: Submission, item: ArchivedFile) -> UnitOutcome:
         else:
             recorded_at = now_local()
             kind = "correction" if published else "revision"
-            revisions = [_revision(key, item, kind, recorded_at, metric, old, new) for metric, old, new in changes]
+            revisions = [
+                _revision(key, item, kind, recorded_at, metric, old, new, signed) for metric, old, new in changes
+            ]
             if published and not current and figures:  # a first report after publication (补报)
-                revisions.append(_revision(key, item, "late_report", recorded_at))
+                revisions.append(_revision(key, item, "late_report", recorded_at, signed=signed))
             store.run(conn, "insert_revision", revisions)
             store.run(conn, "delete_unit_figures", key)
             store.run(
@@ -259,8 +270,21 @@ def _completed_truncation(store, conn, key: dict, item: ArchivedFile) -> str | N
     return None
 
 
-def _revision(key: dict, item: ArchivedFile, kind: str, recorded_at: str, metric: str = "", old=None, new=None) -> dict:
-    """A figure_revision row: old → new of one metric, or (metric "") a whole late report."""
+def _revision(
+    key: dict,
+    item: ArchivedFile,
+    kind: str,
+    recorded_at: str,
+    metric: str = "",
+    old=None,
+    new=None,
+    signed: Signature | None = None,
+) -> dict:
+    """A figure_revision row: old → new of one metric, or (metric "") a whole late report. The file's note is the
+    reason; an operator's signature adds theirs where the file gave none, and names them."""
+    reason = new.note if new else ""
+    if signed and signed.reason.strip() and not reason:
+        reason = signed.reason.strip()
     return {
         **key,
         "metric": metric,
@@ -271,8 +295,9 @@ def _revision(key: dict, item: ArchivedFile, kind: str, recorded_at: str, metric
         "old_sha256": old.source_sha256 if old else "",
         "new_sha256": item.sha256,
         "kind": kind,
-        "reason": new.note if new else "",
+        "reason": reason,
         "recorded_at": recorded_at,
+        "recorded_by": signed.actor if signed else "",
     }
 
 

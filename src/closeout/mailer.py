@@ -10,8 +10,9 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from closeout.bulletin import Rendered
+from closeout.bulletin import Rendered, content_sha256
 from closeout.context import Context
+from closeout.register import FILE_NAME as REGISTER_FILE
 from closeout.store import now_local
 
 if TYPE_CHECKING:
@@ -45,7 +46,17 @@ def build_message(
     message.add_attachment(
         rendered.attachment, maintype="text", subtype="csv", filename=attachment_name, params={"charset": "utf-8"}
     )
+    if rendered.register:
+        message.add_attachment(
+            rendered.register, maintype="text", subtype="csv", filename=REGISTER_FILE, params={"charset": "utf-8"}
+        )
     return message
+
+
+def mailed_sha256(message: EmailMessage) -> str:
+    """The hash of what a received message carries (its parts decoded), to compare with its edition's."""
+    html, plain = (message.get_body((kind,)).get_payload(decode=True) for kind in ("html", "plain"))
+    return content_sha256(html, plain, *(part.get_payload(decode=True) for part in message.iter_attachments()))
 
 
 # The server answered these with a refusal: nothing was delivered, so a retry may send.

@@ -20,8 +20,19 @@ class EmlWriter:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.refusing: dict[str, int] = {}  # recipient → how many more messages to it are refused (a fault drill)
+        self.refused = 0
+
+    def refuse_next(self, recipient: str, count: int) -> None:
+        """Answer the next `count` messages to `recipient` with a temporary failure (451), as a busy server does."""
+        self.refusing[recipient] = count
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        for recipient in envelope.rcpt_tos:
+            if self.refusing.get(recipient, 0) > 0:
+                self.refusing[recipient] -= 1
+                self.refused += 1
+                return "451 4.3.0 Temporary failure, try again later"
         with _lock:  # numbered in arrival order, continuing after earlier runs' files
             name = f"{len(list(self.folder.glob('*.eml'))) + 1:04d}.eml"
             (self.folder / name).write_bytes(envelope.original_content or envelope.content)

@@ -37,6 +37,9 @@ class Settings:
     ui_base_url: str = "http://localhost:8080"  # CLOSEOUT_UI_BASE_URL: the Airflow UI, for links in alerts
     signoff: str = "when-incomplete"  # CLOSEOUT_SIGNOFF: off | always | when-incomplete (审核签发 before mailing)
     quorum: float = 0.5  # CLOSEOUT_QUORUM: share of required units cleared below which when-incomplete holds
+    correction_batch: float = (
+        30.0  # CLOSEOUT_CORRECTION_BATCH: minutes same-day changes gather before a 补报/更正 edition
+    )
 
     @property
     def archive_dir(self) -> Path:
@@ -84,6 +87,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ui_base_url=env.get("CLOSEOUT_UI_BASE_URL", "http://localhost:8080").rstrip("/"),
         signoff=_choice(env, "CLOSEOUT_SIGNOFF", SIGNOFF_MODES, "when-incomplete"),
         quorum=_share(env, "CLOSEOUT_QUORUM", 0.5),
+        correction_batch=_seconds(env, "CLOSEOUT_CORRECTION_BATCH", 30.0, "minutes"),
     )
 
 
@@ -124,12 +128,12 @@ def _clock(env: Mapping[str, str], name: str, raw: str) -> str:
     return f"{int(hours):02d}:{int(minutes):02d}"
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name, "").strip()
     try:
         value = float(raw) if raw else default
     except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+        raise ValueError(f"{name} must be a number of {unit}, got {raw!r}") from None
     if value < 0:
         raise ValueError(f"{name} must not be negative, got {raw!r}")
     return value
@@ -139,6 +143,17 @@ def cutoff_from_env(env: Mapping[str, str] | None = None) -> str:
     """CLOSEOUT_CUTOFF as HH:MM; cheap enough for DAG parse time (no I/O)."""
     env = os.environ if env is None else env
     return _clock(env, "CLOSEOUT_CUTOFF", env.get("CLOSEOUT_CUTOFF", DEFAULT_CUTOFF) or DEFAULT_CUTOFF)
+
+
+def smtp_retry_policy(env: Mapping[str, str] | None = None) -> tuple[int, timedelta]:
+    """How often the bulletin's mail is tried again while the SMTP server refuses or times out, and the first
+    wait (it doubles each time, up to 15 minutes): CLOSEOUT_SMTP_RETRIES (default 6) and CLOSEOUT_SMTP_RETRY_DELAY
+    (seconds, default 60). Cheap enough for DAG parse time."""
+    env = os.environ if env is None else env
+    retries = env.get("CLOSEOUT_SMTP_RETRIES", "6").strip() or "6"
+    if not retries.isdigit() or int(retries) > 50:
+        raise ValueError(f"CLOSEOUT_SMTP_RETRIES must be a whole number from 0 to 50, got {retries!r}")
+    return int(retries), timedelta(seconds=_seconds(env, "CLOSEOUT_SMTP_RETRY_DELAY", 60.0))
 
 
 def intake_cron(env: Mapping[str, str] | None = None) -> str:

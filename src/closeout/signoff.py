@@ -59,7 +59,7 @@ def check(ctx: Context, edition: Edition, planned: list[str] | None, judged: lis
 def request(ctx: Context, edition: Edition, signoff: SignoffCheck) -> dict:
     """Record that the edition waits (once; a re-run keeps the request and any decision) and return what the
     approver reads: subject and a Markdown body with the summary, the open units and the data notes."""
-    from closeout.bulletin import build_bulletin
+    from closeout.editions import read_files
     from closeout.notices import open_units
 
     with ctx.store.transaction() as conn:
@@ -68,7 +68,10 @@ def request(ctx: Context, edition: Edition, signoff: SignoffCheck) -> dict:
             "insert_signoff_request",
             {**edition.key, "reasons": "\n".join(signoff.reasons), "requested_at": now_local()},
         )
-    bulletin = build_bulletin(ctx, edition.report_date)
+    # The approver reads the edition itself (its files, hash-checked), not a fresh rendering of the store.
+    text = read_files(ctx, edition).text
+    opening = text.split("【分地区数据】", 1)[0].strip().splitlines()
+    notes = text.split("【数据说明】", 1)[1].strip().splitlines() if "【数据说明】" in text else []
     still_open = open_units(ctx, edition.report_date)
     body = [
         f"**{edition.subject}** · 第{edition.number}期 · 哈希 `{edition.sha256[:12]}`",
@@ -79,7 +82,7 @@ def request(ctx: Context, edition: Edition, signoff: SignoffCheck) -> dict:
         "",
         "**总体情况**",
         "",
-        *[f"> {sentence}" for sentence in bulletin.summary],
+        *[f"> {line}  " for line in opening if line.strip()],
         "",
         "**未结清单位**" if still_open else "**各单位均已结清**",
         "",
@@ -87,7 +90,7 @@ def request(ctx: Context, edition: Edition, signoff: SignoffCheck) -> dict:
         "",
         "**数据说明**",
         "",
-        *[f"{i}. {note}" for i, note in enumerate(bulletin.notes, 1)],
+        *([f"> {line}  " for line in notes if line.strip()] or ["（无）"]),
         "",
         f"选择“{APPROVE}”即发出本期；选择“{REJECT}”不发送并记录原因，改正后重新生成（Clear render_bulletin）。",
         f"日报文件：{edition.folder(ctx)}",

@@ -62,7 +62,7 @@ class Store:
 
     def _upgrade(self, conn: Connection) -> None:
         """Stores made before editions: one delivery per day becomes attempt 1 of edition 1 (kept, never
-        dropped), and revisions learn which same-day edition sent them."""
+        dropped), and revisions learn which same-day edition sent them and who signed them."""
         from sqlalchemy import inspect
 
         tables = set(inspect(conn).get_table_names())
@@ -76,10 +76,12 @@ class Store:
                     "message_id, content_sha256, started_at, sent_at FROM delivery_before_editions"
                 )
             )
-        if "figure_revision" in tables and "in_edition" not in {
-            c["name"] for c in inspect(conn).get_columns("figure_revision")
-        }:
-            conn.execute(text("ALTER TABLE figure_revision ADD COLUMN in_edition INTEGER"))
+        if "figure_revision" in tables:
+            columns = {c["name"] for c in inspect(conn).get_columns("figure_revision")}
+            if "in_edition" not in columns:
+                conn.execute(text("ALTER TABLE figure_revision ADD COLUMN in_edition INTEGER"))
+            if "recorded_by" not in columns:
+                conn.execute(text("ALTER TABLE figure_revision ADD COLUMN recorded_by TEXT NOT NULL DEFAULT ''"))
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -1,0 +1,116 @@
+"""Re-closing a published day D: stocks and cumulatives carry over, so every later closed day D+1 … (the last one
+whose bulletin went out) is checked again. A derived figure that changes becomes a correction record of its own
+(kind recalculated, signed like the re-close); a balance that breaks becomes a finding on the day it breaks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+from closeout.context import Context
+from closeout.load import Signature
+from closeout.reconcile import reconcile_day
+from closeout.store import now_local
+
+
+def published(ctx: Context, report_date: date) -> bool:
+    return bool(ctx.store.rows("select_published", {"report_date": report_date.isoformat()}))
+
+
+def recheck_later_days(ctx: Context, report_date: date, actor: str = "") -> dict[str, list[str]]:
+    """Reconcile every later published day again; {day: one line per changed figure or new break}, only the days
+    that changed. Safe to repeat: a second pass finds nothing new."""
+    report: dict[str, list[str]] = {}
+    names = ctx.unit_names()
+    because = f"随{report_date.month}月{report_date.day}日数据更正重算"
+    for row in ctx.store.rows("select_published_days_after", {"report_date": report_date.isoformat()}):
+        later = date.fromisoformat(row["report_date"])
+        key = {"report_date": later.isoformat()}
+        derived_before = _derived(ctx, later)
+        breaks_before = {(r["unit_code"], r["rule"], r["metric"]) for r in ctx.store.rows("select_hard_findings", key)}
+        reconcile_day(ctx, later)
+        derived_after = _derived(ctx, later)
+        recorded_at = now_local()
+        revisions, lines = [], []
+        for unit_metric in sorted(set(derived_before) | set(derived_after)):
+            old, new = derived_before.get(unit_metric), derived_after.get(unit_metric)
+            if old == new:
+                continue
+            unit_code, metric = unit_metric
+            stamp = hashlib.sha256(f"{report_date}|{new}|{recorded_at}".encode()).hexdigest()[:16]
+            revisions.append(
+                {
+                    **key,
+                    "unit_code": unit_code,
+                    "metric": metric,
+                    "old_value": old,
+                    "new_value": new,
+                    "old_qualifier": "",
+                    "new_qualifier": "",
+                    "old_sha256": "derived",
+                    "new_sha256": f"derived-{stamp}",
+                    "kind": "recalculated",
+                    "reason": because,
+                    "recorded_at": recorded_at,
+                    "recorded_by": actor,
+                }
+            )
+            label = ctx.catalogue.by_key[metric].label
+            lines.append(f"{names.get(unit_code, unit_code)} {label} {_shown(old)} → {_shown(new)}")
+        if revisions:
+            with ctx.store.transaction() as conn:
+                ctx.store.run(conn, "insert_revision", revisions)
+        for r in ctx.store.rows("select_hard_findings", key):
+            if (r["unit_code"], r["rule"], r["metric"]) not in breaks_before:
+                lines.append(f"新的不平衡 / new break: {r['line']}")
+        if lines:
+            report[later.isoformat()] = lines
+    return report
+
+
+def _derived(ctx: Context, day: date) -> dict[tuple[str, str], float]:
+    rows = ctx.store.rows("select_derived_figures", {"report_date": day.isoformat()})
+    return {(r["unit_code"], r["metric"]): r["value"] for r in rows}
+
+
+def _shown(value) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+class ReasonRequired(ValueError):
+    """Re-closing a day whose bulletin went out changes what leaders were told: it needs a stated reason."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a daily_closeout run was asked to do by its trigger form: which units to load again (empty: all) and,
+    when re-closing a published day, who asked and why (their signature on the corrections it records)."""
+
+    units: tuple[str, ...]
+    signed: Signature | None
+
+    def groups(self, planned: list[dict]) -> list[dict]:
+        if not self.units:
+            return planned
+        kept = [{**g, "codes": [c for c in g["codes"] if c in self.units]} for g in planned]
+        return [g for g in kept if g["codes"]]
+
+
+def run_request(ctx: Context, report_date: date, conf: dict | None, user: str | None) -> RunRequest:
+    conf = conf or {}
+    chosen = conf.get("units") or []
+    if isinstance(chosen, str):
+        chosen = [part for part in chosen.replace("，", ",").split(",") if part.strip()]
+    units = []
+    for text in chosen:
+        unit = ctx.registry.resolve(str(text).strip())
+        if unit is None:
+            raise ValueError(f"表单里的单位“{text}”不在名录中 / unknown unit in the form: {text!r}")
+        units.append(unit.code)
+    reason = str(conf.get("reason") or "").strip()
+    if conf.get("report_date") and not conf.get("reissue") and not reason and published(ctx, report_date):
+        raise ReasonRequired(
+            f"{report_date} 的日报已发出：重新结清须在表单“原因 reason”中写明原因（记入更正登记，并随更正版发出）"
+        )
+    return RunRequest(tuple(units), Signature(user or "（未具名）", reason) if reason else None)
