@@ -13,7 +13,8 @@ opening, two reminders, the cutoff and the deadline are minutes apart, and `clos
 - yesterday, on which nobody reported, is closed from the trigger form: held for 审核签发 (under the quorum), mailed
   only once approved through the REST call the UI makes; today's cutoff run (half cleared) goes out unheld;
 - the SMTP server refuses today's bulletin twice: retried with back-off, one copy per recipient;
-- after publication: 龙游's late file → one 补报 edition, sent once without anyone re-running the day; 柯城's
+- after publication: 龙游's late file → one 补报 edition, sent once without anyone re-running the day (the
+  same file again → nothing); 柯城's
   correction without a note → refused, nothing sent; with a note → one 更正 edition naming old → new and why;
 - the reporting store's connections are cut (a TCP proxy in front of PostgreSQL) in the middle of 龙游's load:
   nothing of it is stored, the task is retried and loads it once;
@@ -50,10 +51,10 @@ def hhmm(moment: datetime) -> str:
 
 
 def dated(source: Path, day: str, encoding: str = "utf-8") -> bytes:
-    """A sample file of the 19th rewritten for today's report date (the date column must match the folder)."""
+    """A sample file rewritten for another report date (the date column must match the folder)."""
     text = source.read_bytes().decode(encoding)
-    year, month, mday = (int(part) for part in day.split("-"))
-    for written in ("2022-03-19", "2022/3/19", "2022年3月19日"):
+    year, month, mday = (int(part) for part in source.parent.name.split("-"))
+    for written in (f"{year}-{month:02d}-{mday:02d}", f"{year}/{month}/{mday}", f"{year}年{month}月{mday}日"):
         text = text.replace(written, day)
     return text.encode(encoding)
 
@@ -329,6 +330,9 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     assert store_rows(
         cluster, "SELECT status FROM submission WHERE report_date = :d AND unit_code = '330825'", d=day
     ) == [("loaded",)]
+
+    # 龙游 sends the very same file again: nothing (no receipt, no edition; the final count would show it)
+    (inbox / "龙游县.csv").write_bytes(longyou)
 
     # 柯城 corrects a figure without saying why: refused, nothing sent; then with a note: one 更正 edition
     original = dated(SAMPLE_INBOX / "2022-03-19" / "330802.csv", day).decode("utf-8")
