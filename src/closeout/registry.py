@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -86,7 +87,16 @@ class Registry:
 
 
 def load_registry(path: Path) -> Registry:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """The registry at `path`, parsed once per process while the file is unchanged (a national registry takes
+    the pure-Python YAML loader over a second; every task and group used to parse it again)."""
+    stat = Path(path).stat()
+    return _parsed_registry(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _parsed_registry(path: str, mtime_ns: int, size: int) -> Registry:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it: several times faster
+    raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
     region = raw["region"]
     city = region["city_level"]
     city_level = Unit(
