@@ -127,11 +127,16 @@ def _run_request(ctx, report_date):
 def daily_closeout():
     @task(task_display_name="规划分组 plan_unit_groups")
     def plan_unit_groups(logical_date=None) -> list[dict]:
+        from airflow.sdk.configuration import conf
+
         from closeout.pipeline import plan_unit_groups as plan
         from closeout.reclose import ReasonRequired
 
         ctx, report_date = _context_and_date(logical_date)
         planned = plan(ctx)
+        problems = ctx.registry.problems(conf.getint("core", "max_map_length", fallback=1024))
+        if problems:  # certain to fail the fan-out: say why now instead of retrying
+            raise OperatorMustAct("；".join(problems))
         try:
             request = _run_request(ctx, report_date)
         except (ReasonRequired, ValueError) as exc:  # the form needs fixing, not a retry
