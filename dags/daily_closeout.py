@@ -243,8 +243,9 @@ def daily_closeout():
         ti = context["ti"]
         groups = ti.xcom_pull(task_ids="plan_unit_groups")
         planned = None if groups is None else [code for group in groups for code in group["codes"]]
+        # task_ids as a list: a list of the mapped loads' values even when the run mapped only one group
         judged = [
-            code for codes in ti.xcom_pull(task_ids="load_unit_group", key="judged") or [] for code in codes or []
+            code for codes in ti.xcom_pull(task_ids=["load_unit_group"], key="judged") or [] for code in codes or []
         ]
         check = signoff.check(ctx, chosen, planned, judged)
         if not check.needed:

@@ -332,3 +332,39 @@ def test_a_load_that_failed_for_infrastructure_is_never_published_unattended(e2e
 
     [request] = Context.from_env().store.rows("select_signoffs", {"report_date": "2022-03-19"})
     assert "基础设施故障" in request["reasons"]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_published_day_reclosed_from_the_form_loads_only_its_units_and_mails_one_correction(
+    e2e, monkeypatch, smtp_sink
+):
+    """The form's values (units, reason) through `dag.test(run_conf=…)`: one mapped load, signed corrections."""
+    env, folder, _ = e2e
+    tis, _ = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert published_unattended(tis)
+
+    def six_more(line: str) -> str:  # six more isolated that day (new and in isolation), and no note
+        metric, value, rest = line.split(",", 2)
+        if metric not in ("isolation_new", "isolation_central"):
+            return line
+        return f"{metric},{int(value) + 6},{rest.rsplit(',', 1)[0]},"
+
+    lines = (folder / "330802.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "330802.csv").write_text("\n".join(map(six_more, lines)) + "\n", encoding="utf-8")
+    bare = {"report_date": "2022-03-19", "units": ["柯城区"]}
+    tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink, conf=bare)
+    assert states(tis)[("plan_unit_groups", -1)] == "failed" and len(emails(smtp_sink)) == 1  # no reason: refused
+    conf = {**bare, "reason": "县里电话核实：漏报一处隔离点"}
+    tis, run = run_day(monkeypatch, env, "2022-03-19", smtp_sink, conf=conf)
+    assert [key for key in tis if key[0] == "load_unit_group"] == [("load_unit_group", 0)]  # only 柯城
+    assert published_unattended(tis) and str(run.state) == "success"
+    correction = emails(smtp_sink)[-1]
+    assert correction["Subject"] == "衢州市疫情防控工作日报 2022年3月19日（更正）"
+    assert "原因：县里电话核实：漏报一处隔离点" in correction.get_body(("plain",)).get_content()
+    from closeout.context import Context
+
+    signed = Context.from_env().store.rows("select_corrections_register", {"since": "2022-03-19"})
+    assert sorted((r["metric"], r["kind"], r["recorded_by"]) for r in signed) == [
+        ("isolation_central", "correction", "dag_test"),  # signed by the user who triggered the run
+        ("isolation_new", "correction", "dag_test"),
+    ]

@@ -15,6 +15,8 @@ opening, two reminders, the cutoff and the deadline are minutes apart, and `clos
 - the SMTP server refuses today's bulletin twice: retried with back-off, one copy per recipient;
 - after publication: 龙游's late file → one 补报 edition, sent once without anyone re-running the day; 柯城's
   correction without a note → refused, nothing sent; with a note → one 更正 edition naming old → new and why;
+- the reporting store's connections are cut (a TCP proxy in front of PostgreSQL) in the middle of 龙游's load:
+  nothing of it is stored, the task is retried and loads it once;
 - yesterday re-closed through the form (units, reason) with 柯城's missing file: the late report is signed by the
   Airflow user, today's carried-over total is recalculated and reported, and yesterday's 补报 edition is approved.
 Every mail is counted: none missing, none twice; what was mailed is each edition, byte for byte.
@@ -34,6 +36,7 @@ from pathlib import Path
 import pytest
 from cluster import AirflowCluster, deployment_env
 from conftest import SAMPLE_INBOX, fresh_database, received_mails, running_sink
+from test_faults import FIGURE_INSERT, TcpProxy, through, upstream_of
 
 from closeout.settings import LOCAL_TZ
 
@@ -89,12 +92,13 @@ def afternoon_cluster(tmp_path_factory):
         running_sink(work / "mail") as sink,
         fresh_database("closeout_meta") as meta_url,
         fresh_database("closeout_store") as store_url,
+        TcpProxy(upstream_of(store_url)) as proxy,  # the tasks reach the store through it; the test does not
     ):
         env = deployment_env(
             work,
             api_port,
             meta_url,
-            store_url,
+            through(store_url, proxy),
             sink.port,
             "LocalExecutor",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
@@ -121,7 +125,7 @@ def afternoon_cluster(tmp_path_factory):
             deployment._tokens[deployment.users.admin[0]] = _all_admins_token(deployment)
             deployment.wait_until_ready()
             deployment.plan, deployment.mail_dir, deployment.inbox = plan, work / "mail", work / "inbox" / plan.day
-            deployment.sink, deployment.store_url = sink, store_url
+            deployment.sink, deployment.store_url, deployment.proxy = sink, store_url, proxy
             yield deployment
         finally:
             deployment.stop()
@@ -306,12 +310,25 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     official_text = official.get_body(("plain",)).get_content()
     assert "江山市数据截至发布时未报送" in official_text and "开化县本日不报送" in official_text
 
-    # after publication: 龙游's late file goes out as a 补报 edition, with nobody re-running the day
-    (inbox / "龙游县.csv").write_bytes(dated(SAMPLE_INBOX / "2022-03-19" / "龙游县.csv", day))
+    # after publication: 龙游's late file goes out as a 补报 edition, with nobody re-running the day. Its load is
+    # cut off from the store after two of its figures went in: nothing of it stays, the retry loads it once.
+    cluster.proxy.trip_on(FIGURE_INSERT, 3)
+    longyou = dated(SAMPLE_INBOX / "2022-03-19" / "龙游县.csv", day)
+    (inbox / "龙游县.csv").write_bytes(longyou)
+    wait_until(cluster, cluster.proxy.tripped.is_set, 240, "龙游's load to reach the store")
+    time.sleep(2)
+    assert cluster.proxy.acked_before_trip >= 2  # rows had gone in within the transaction that was cut
+    longyou_rows = "SELECT count(*) FROM figure WHERE report_date = :d AND unit_code = '330825'"
+    assert store_rows(cluster, longyou_rows, d=day) == [(0,)]  # none of them stayed
     [late] = wait_until(
         cluster, lambda: [m for m in bulletins(cluster, day) if "（补报）" in m["Subject"]], 300, "the 补报 edition"
     )
     assert "龙游县数据于日报发出后补报" in late.get_body(("plain",)).get_content()
+    figures_in_file = sum(1 for line in longyou.decode("utf-8").splitlines()[1:] if line.strip())
+    assert store_rows(cluster, longyou_rows + " AND source_sha256 <> 'derived'", d=day) == [(figures_in_file,)]
+    assert store_rows(
+        cluster, "SELECT status FROM submission WHERE report_date = :d AND unit_code = '330825'", d=day
+    ) == [("loaded",)]
 
     # 柯城 corrects a figure without saying why: refused, nothing sent; then with a note: one 更正 edition
     original = dated(SAMPLE_INBOX / "2022-03-19" / "330802.csv", day).decode("utf-8")
@@ -408,6 +425,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     retried = [m["Subject"] for m in mails(cluster) if m["Subject"].startswith("【任务将自动重试】")]
     assert len(retried) == len(set(retried)), retried  # one alert per try, never twice
     assert sum(" · email_bulletin" in s for s in retried) == 2, retried
+    assert any("closeout_intake · judge_arrivals" in s for s in retried), retried  # the load the cut stopped
     form_alert = next(m for m in failures if "mark_unit_absent" in m["Subject"])
     html = form_alert.get_body(("html",)).get_content()
     assert "必须写明原因" in html
