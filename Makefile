@@ -23,7 +23,13 @@ DEMO_ENV := AIRFLOW_HOME=$(DATA)/airflow \
 	CLOSEOUT_OPS_EMAIL=ops-duty@quzhou.closeout.invalid \
 	AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:$(DEMO_SMTP_PORT)?disable_ssl=true&disable_tls=true&from_email=closeout%40quzhou.closeout.invalid'
 
-.PHONY: help install demo airflow test lint clean-demo
+# make bench: which scales and stores, and whether to run `airflow dags test` too (slow); e.g. a reduced run:
+#   make bench SCALES=province BACKENDS=postgresql AIRFLOW=no
+SCALES ?= city,province,country
+BACKENDS ?= sqlite,postgresql
+AIRFLOW ?= yes
+
+.PHONY: help install demo airflow test lint bench clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -71,6 +77,9 @@ test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth,
 lint: install ## ruff, including Airflow 3 migration rules (AIR3)
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
+
+bench: install ## time one day at city, province and country scale on SQLite and PostgreSQL, check the store (docs/PERFORMANCE.md)
+	$(VENV_BIN)/python -m bench.run --scales $(SCALES) --backends $(BACKENDS) $(if $(filter no,$(AIRFLOW)),--skip-airflow)
 
 clean-demo: ## remove data/ (store, archive, outbox, mails) to run the demo from scratch
 	rm -rf $(DATA)

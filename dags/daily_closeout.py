@@ -127,11 +127,16 @@ def _run_request(ctx, report_date):
 def daily_closeout():
     @task(task_display_name="规划分组 plan_unit_groups")
     def plan_unit_groups(logical_date=None) -> list[dict]:
+        from airflow.sdk.configuration import conf
+
         from closeout.pipeline import plan_unit_groups as plan
         from closeout.reclose import ReasonRequired
 
         ctx, report_date = _context_and_date(logical_date)
         planned = plan(ctx)
+        problems = ctx.registry.problems(conf.getint("core", "max_map_length", fallback=1024))
+        if problems:  # certain to fail the fan-out: say why now instead of retrying
+            raise OperatorMustAct("；".join(problems))
         try:
             request = _run_request(ctx, report_date)
         except (ReasonRequired, ValueError) as exc:  # the form needs fixing, not a retry
@@ -180,12 +185,17 @@ def daily_closeout():
             print(f"回执 {notice.unit_code} {notice.key[:12]} → {', '.join(notice.recipients)}: {notice.subject}")
         return len(due)
 
-    @task(task_display_name="对账核验 reconcile_day", trigger_rule="all_done")
-    def reconcile_day(logical_date=None) -> dict[str, str]:
+    # One small XCom (how many units in each status), never one per unit: a country has 2,850.
+    @task(task_display_name="对账核验 reconcile_day", trigger_rule="all_done", multiple_outputs=False)
+    def reconcile_day(logical_date=None) -> dict[str, int]:
+        from collections import Counter
+
         from closeout.reconcile import reconcile_day as reconcile
 
         ctx, report_date = _context_and_date(logical_date)
-        return reconcile(ctx, report_date)
+        counts = dict(Counter(reconcile(ctx, report_date).values()))
+        print(f"{report_date}: " + "，".join(f"{status} {n}" for status, n in sorted(counts.items())))
+        return counts
 
     @task(task_display_name="复核其后各日 recheck_later_days")
     def recheck_later_days(logical_date=None) -> dict[str, list[str]]:

@@ -6,6 +6,10 @@ set -euo pipefail
 
 airflow db migrate
 
+# The registry as the day will use it: codes unique, names unique within their parent, load groups within
+# [core] max_map_length. A registry that would fail at the cutoff fails here, with the fix.
+closeout check-registry
+
 # County loads run in their own pool so a province's or country's fan-out can never take every worker
 # slot: reconcile, bulletin and email always find room. The pool's size is CLOSEOUT_LOAD_POOL_SLOTS.
 airflow pools set closeout_unit_loads "${CLOSEOUT_LOAD_POOL_SLOTS:-4}" \

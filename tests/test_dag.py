@@ -368,3 +368,31 @@ def test_a_published_day_reclosed_from_the_form_loads_only_its_units_and_mails_o
         ("isolation_central", "correction", "dag_test"),  # signed by the user who triggered the run
         ("isolation_new", "correction", "dag_test"),
     ]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_intake_hands_a_due_batch_of_changes_to_one_closeout_run(e2e, monkeypatch, smtp_sink):
+    """After publication, a correction intake loads is gathered for CLOSEOUT_CORRECTION_BATCH minutes, then
+    intake creates one daily_closeout run for that day (its id names the batch); a later tick creates no other."""
+    env, folder, _ = e2e
+    tis, _ = run_day(monkeypatch, env, "2022-03-19", smtp_sink)
+    assert published_unattended(tis)
+    lines = (folder / "330802.csv").read_text(encoding="utf-8").splitlines()
+    (folder / "330802.csv").write_text(
+        "\n".join(
+            f"{ln.rstrip(',')},县里核实后补充说明" if ln.startswith("needs_resolved,") else ln for ln in lines
+        ).replace("needs_resolved,233", "needs_resolved,240")
+        + "\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CLOSEOUT_CORRECTION_BATCH", "0")
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+
+    intake = DagBag(dag_folder=str(ROOT / "dags" / "closeout_intake.py")).dags["closeout_intake"]
+    for minute in (0, 2):  # two ticks: the second finds the batch already handed over
+        tick = intake.test(logical_date=datetime(2022, 3, 19, 22, minute, tzinfo=ZoneInfo("Asia/Shanghai")))
+        reissue = {ti.task_id: str(ti.state) for ti in tick.get_task_instances()}["reissue_edition"]
+        assert reissue == ("success" if minute == 0 else "skipped"), reissue
+    [run] = [r for r in DagRun.find(dag_id="daily_closeout") if r.run_id.startswith("reissue__2022-03-19__")]
+    assert run.conf == {"report_date": "2022-03-19", "reissue": True, "units": ["330802"]}

@@ -11,8 +11,8 @@ from test_load_and_store import change_isolation_new, close_day, figure, publish
 
 from closeout import pipeline
 from closeout.cli import corrections
-from closeout.load import Signature, load_group
-from closeout.reclose import ReasonRequired, recheck_later_days, run_request
+from closeout.load import load_group
+from closeout.reclose import ReasonRequired, Signature, recheck_later_days, run_request
 from closeout.reconcile import reconcile_day
 from closeout.reissue import due_reissues
 from closeout.settings import LOCAL_TZ

@@ -153,6 +153,24 @@ def corrections(ctx: Context, since: date | None, out=None) -> int:
     return 0
 
 
+def check_registry(ctx: Context) -> int:
+    """Load the registry (codes unique, names unique within their parent) and check its load groups fit
+    Airflow's [core] max_map_length; exit 1 with the fix, so init and CI catch it, not the 21:00 run."""
+    from airflow.sdk.configuration import conf
+
+    try:
+        registry = ctx.registry
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{ctx.settings.registry_path}: {exc}")
+        return 1
+    problems = registry.problems(conf.getint("core", "max_map_length", fallback=1024))
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{ctx.settings.registry_path}: {len(registry.units)} units in {len(registry.groups())} load groups: ok")
+    return 1 if problems else 0
+
+
 def reclose(ctx: Context, day: date, units: list[str], reason: str, actor: str) -> int:
     """Re-close a day from the command line, as the trigger form does: load the chosen units again (all when none
     is named) signed by the operator, reconcile the day, re-check every later published day and list what changed.
@@ -213,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     reclose_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     reclose_command.add_argument("--unit", action="append", default=[], help="unit code, slug or name (repeatable)")
     reclose_command.add_argument("--reason", required=True, help="why (signs the corrections, kept in the register)")
+    commands.add_parser("check-registry", help="check the registry as the day will use it (names, codes, groups)")
     status_command = commands.add_parser("status", help="a day's unit statuses, blocking problems and editions")
     status_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
     for name, helptext in (
@@ -234,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return mark_absent(ctx, args.report_date, args.unit, args.reason)
     if args.command == "status":
         return status(ctx, args.report_date)
+    if args.command == "check-registry":
+        return check_registry(ctx)
     if args.command == "corrections":
         return corrections(ctx, args.since)
     actor = f"{getpass.getuser()} (closeout CLI)"

@@ -12,6 +12,7 @@ from closeout.findings import Finding, blocking
 from closeout.ingest import Submission, discover, parse_submission, read_narrative
 from closeout.numbers import render_value
 from closeout.readers import FileRefused, FileStillChanging, settled
+from closeout.reclose import Signature
 from closeout.registry import Unit
 from closeout.store import now_local
 from closeout.validate import collapse, validate_batch
@@ -27,15 +28,6 @@ class UnitOutcome:
     @property
     def failed(self) -> bool:
         return self.status in ("rejected", "missing")
-
-
-@dataclass(frozen=True)
-class Signature:
-    """An operator re-closing a day: who (the Airflow user) and why. A correction of a published figure needs a
-    reason; the file's own 备注 gives one, else this one does, and the register names the operator."""
-
-    actor: str
-    reason: str
 
 
 def load_group(ctx: Context, report_date: date, codes: list[str], signed: Signature | None = None) -> list[UnitOutcome]:

@@ -6,10 +6,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from closeout.context import Context
-from closeout.editions import Edition, find_edition, render_edition
-from closeout.mailer import Delivery, deliver_edition
+
+if TYPE_CHECKING:  # the publishing modules import pandas and Jinja: planning a run must not pay for them
+    from closeout.editions import Edition
+    from closeout.mailer import Delivery
 
 
 def plan_unit_groups(ctx: Context) -> list[dict]:
@@ -20,6 +23,8 @@ def plan_unit_groups(ctx: Context) -> list[dict]:
 
 def render_bulletin(ctx: Context, report_date: date) -> Edition:
     """The edition that says what the store says now (a new one only when that changed; see closeout.editions)."""
+    from closeout.editions import render_edition
+
     return render_edition(ctx, report_date)
 
 
@@ -30,6 +35,9 @@ def email_bulletin(
     connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
 ) -> Delivery:
     """Mail the given edition (or its key, as a task passes it on) at most once."""
+    from closeout.editions import Edition, find_edition
+    from closeout.mailer import deliver_edition
+
     return deliver_edition(
         ctx, edition if isinstance(edition, Edition) else find_edition(ctx, edition), sender, connect
     )

@@ -9,9 +9,16 @@ from dataclasses import dataclass
 from datetime import date
 
 from closeout.context import Context
-from closeout.load import Signature
-from closeout.reconcile import reconcile_day
 from closeout.store import now_local
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An operator re-closing a day: who (the Airflow user) and why. A correction of a published figure needs a
+    reason; the file's own 备注 gives one, else this one does, and the register names the operator."""
+
+    actor: str
+    reason: str
 
 
 def published(ctx: Context, report_date: date) -> bool:
@@ -21,6 +28,8 @@ def published(ctx: Context, report_date: date) -> bool:
 def recheck_later_days(ctx: Context, report_date: date, actor: str = "") -> dict[str, list[str]]:
     """Reconcile every later published day again; {day: one line per changed figure or new break}, only the days
     that changed. Safe to repeat: a second pass finds nothing new."""
+    from closeout.reconcile import reconcile_day
+
     report: dict[str, list[str]] = {}
     names = ctx.unit_names()
     because = f"随{report_date.month}月{report_date.day}日数据更正重算"

@@ -148,15 +148,14 @@ def quarantine_unmatched(ctx: Context, report_date: date) -> list[Finding]:
     region = ctx.registry.region_code
     for path in discover(ctx.settings.inbox, report_date, ctx.registry).unmatched:
         item = take_file(path, ctx.settings.archive_dir, report_date, "unmatched", ctx.settings.limits)
+        shared = ctx.registry.sharing(path.stem)
+        message = (
+            f"文件名是名录中多个单位共用的名称（{'、'.join(u.label for u in shared)}），请用单位代码命名"
+            if shared
+            else "文件名无法对应名录中的任何单位（应为单位代码、拼音或中文名，扩展名 .csv/.xlsx/.md）"
+        )
         finding = Finding(
-            report_date,
-            region,
-            "未识别单位",
-            "hard",
-            "load",
-            "unknown_unit",
-            "文件名无法对应名录中的任何单位（应为单位代码、拼音或中文名，扩展名 .csv/.xlsx/.md）",
-            file=printable_name(path.name),
+            report_date, region, "未识别单位", "hard", "load", "unknown_unit", message, file=printable_name(path.name)
         )
         quarantine_file(item, ctx.settings.quarantine_dir, report_date, "unmatched", [finding.line()])
         findings.append(finding)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -46,14 +47,27 @@ class Registry:
         self.region_slug = region_slug
         self.city_level = city_level
         self.units = tuple(sorted(units, key=lambda u: u.code))
-        self._by_code = {u.code: u for u in self.all_units}
+        self._by_code: dict[str, Unit] = {}
+        for unit in self.all_units:
+            other = self._by_code.setdefault(unit.code, unit)
+            if other is not unit:
+                raise ValueError(f"registry: code {unit.code} is used by both {other.label} and {unit.label}")
+        # Names need be unique only within their parent (a country has several 鼓楼区): a name shared across
+        # parents is no longer a way to name a file (the code always is); within one parent it is an error.
         self._lookup: dict[str, Unit] = {}
+        self._shared: dict[str, list[Unit]] = {}
         for unit in self.all_units:
             for name in (unit.code, unit.slug, unit.name, *unit.aliases):
                 key = normalise_name(name)
+                if key in self._shared:
+                    self._shared[key].append(unit)
+                    continue
                 other = self._lookup.setdefault(key, unit)
-                if other is not unit:
+                if other is unit:
+                    continue
+                if other.group == unit.group or key in (normalise_name(other.code), normalise_name(unit.code)):
                     raise ValueError(f"registry: name {name!r} matches both {other.label} and {unit.label}")
+                self._shared[key] = [self._lookup.pop(key), unit]
 
     @property
     def all_units(self) -> tuple[Unit, ...]:
@@ -74,6 +88,21 @@ class Registry:
                 return self._lookup[key[len(prefix) :]]
         return None
 
+    def sharing(self, text: str) -> list[Unit]:
+        """The units that share this name across parents (so it names none of them); [] otherwise."""
+        return list(self._shared.get(normalise_name(text), []))
+
+    def problems(self, max_map_length: int) -> list[str]:
+        """What would fail on the day, found when the registry is checked (init, CI, `closeout check-registry`)."""
+        groups = self.groups()
+        if len(groups) > max_map_length:
+            return [
+                f"registry: {len(groups)} load groups, more than Airflow's max_map_length {max_map_length}: give "
+                "units a `group` (e.g. their province) so that there are at most that many, or raise "
+                "[core] max_map_length (docs/scaling.md)"
+            ]
+        return []
+
     def groups(self) -> list[UnitGroup]:
         """Load groups in code order of their first unit; each group is one mapped task."""
         grouped: dict[str, list[Unit]] = {}
@@ -86,7 +115,16 @@ class Registry:
 
 
 def load_registry(path: Path) -> Registry:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """The registry at `path`, parsed once per process while the file is unchanged (a national registry takes
+    the pure-Python YAML loader over a second; every task and group used to parse it again)."""
+    stat = Path(path).stat()
+    return _parsed_registry(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _parsed_registry(path: str, mtime_ns: int, size: int) -> Registry:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when the wheel has it: several times faster
+    raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
     region = raw["region"]
     city = region["city_level"]
     city_level = Unit(

@@ -1,0 +1,1 @@
+"""Benchmarks of a whole reporting day at city, province and country scale (make bench, docs/PERFORMANCE.md)."""

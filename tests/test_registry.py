@@ -1,0 +1,90 @@
+"""The registry as a country's needs it: codes unique everywhere, names unique within their parent, load groups
+that fit Airflow's fan-out limit — checked when the registry is loaded or checked, not at the cutoff."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from closeout.registry import load_registry
+
+pytestmark = pytest.mark.unit
+
+
+def write(tmp_path, units: list[dict], name: str = "registry.yaml"):
+    lines = [
+        "region: {code: '100000', name: 测试国, slug: testland, city_level: {code: '100001', name: 国本级, slug: guo}}",
+        "units:",
+    ]
+    for u in units:
+        lines.append("  - {" + ", ".join(f"{k}: '{v}'" for k, v in u.items()) + "}")
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_name_shared_across_parents_names_no_unit_but_codes_still_do(tmp_path):
+    registry = load_registry(
+        write(
+            tmp_path,
+            [
+                {"code": "320106", "name": "鼓楼区", "slug": "gulou-nanjing", "group": "32"},
+                {"code": "350102", "name": "鼓楼区", "slug": "gulou-fuzhou", "group": "35"},
+                {"code": "350103", "name": "台江区", "slug": "taijiang", "group": "35"},
+            ],
+        )
+    )
+    assert registry.resolve("鼓楼区") is None
+    assert [u.code for u in registry.sharing("鼓楼区")] == ["320106", "350102"]
+    assert registry.resolve("320106").slug == "gulou-nanjing" and registry.resolve("gulou-fuzhou").code == "350102"
+    assert registry.resolve("台江区").code == "350103"
+
+
+@pytest.mark.parametrize(
+    "units, message",
+    [
+        (
+            [{"code": "350102", "name": "鼓楼区", "slug": "a", "group": "35"},
+             {"code": "350103", "name": "鼓楼区", "slug": "b", "group": "35"}],
+            "name '鼓楼区' matches both",
+        ),
+        (
+            [{"code": "350102", "name": "鼓楼区", "slug": "a", "group": "35"},
+             {"code": "350102", "name": "台江区", "slug": "b", "group": "35"}],
+            "code 350102 is used by both",
+        ),
+    ],
+)  # fmt: skip
+def test_a_name_twice_in_one_parent_or_a_code_twice_anywhere_is_refused(tmp_path, units, message):
+    with pytest.raises(ValueError, match=message):
+        load_registry(write(tmp_path, units))
+
+
+def test_more_load_groups_than_airflow_can_fan_out_is_a_problem_with_its_fix(tmp_path):
+    registry = load_registry(
+        write(tmp_path, [{"code": f"35{n:04d}", "name": f"县{n}", "slug": f"x{n}"} for n in range(5)])
+    )
+    assert registry.problems(max_map_length=6) == []  # five units and the 市本级 line: six groups
+    [problem] = registry.problems(max_map_length=5)
+    assert "6 load groups" in problem and "max_map_length 5" in problem and "`group`" in problem
+
+
+def test_the_registry_check_command_fails_before_the_day_does(tmp_path):
+    path = write(tmp_path, [{"code": f"35{n:04d}", "name": f"县{n}", "slug": f"x{n}"} for n in range(5)])
+    env = {"CLOSEOUT_REGISTRY": str(path), "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    check = [sys.executable, "-m", "closeout.cli", "check-registry"]
+    ok = subprocess.run(check, capture_output=True, text=True, env={**env, "AIRFLOW__CORE__MAX_MAP_LENGTH": "10"})
+    assert ok.returncode == 0 and "5 units in 6 load groups: ok" in ok.stdout
+    refused = subprocess.run(check, capture_output=True, text=True, env={**env, "AIRFLOW__CORE__MAX_MAP_LENGTH": "4"})
+    assert refused.returncode == 1 and "max_map_length 4" in refused.stdout
+
+
+def test_an_edited_registry_is_read_again_and_an_unchanged_one_is_not(tmp_path):
+    path = write(tmp_path, [{"code": "350102", "name": "鼓楼区", "slug": "a"}])
+    first = load_registry(path)
+    assert load_registry(path) is first  # parsed once per process
+    write(
+        tmp_path, [{"code": "350102", "name": "鼓楼区", "slug": "a"}, {"code": "350103", "name": "台江区", "slug": "b"}]
+    )
+    assert [u.code for u in load_registry(path).units] == ["350102", "350103"]
