@@ -58,3 +58,36 @@ def test_the_correctness_check_notices_a_figure_that_differs_from_the_files(tmp_
     problems = verify_store(db_url, dataset, day)
     assert any(f"{dataset.unit_codes[0]}/sampled stored" in p for p in problems)
     assert any("sampled stored (rows, sum)" in p for p in problems)
+
+
+@pytest.mark.services
+def test_a_national_day_closes_on_postgresql_and_its_attachment_totals_are_the_files_sums(tmp_path):
+    """A generated country (2,850 county-level units by province, some names shared across provinces), two days
+    closed in process on PostgreSQL: the store holds exactly the files' figures, and the bulletin's attachment
+    totals each metric to the sum of the day's files."""
+    import csv
+    import io
+
+    from conftest import fresh_database
+
+    from bench.run import close_day_in_process, closeout_env, context_for, verify_store
+    from closeout.editions import editions_of
+
+    dataset = generate("country", tmp_path / "data", days=2)
+    assert len(dataset.unit_codes) == 2850
+    with fresh_database("closeout_country") as db_url:
+        ctx = context_for(closeout_env(dataset, db_url, tmp_path))
+        for day in dataset.days:
+            close_day_in_process(ctx, day)
+        day = dataset.days[-1]
+        [edition] = editions_of(ctx, day)
+        attachment = (edition.folder(ctx) / edition.attachment_name).read_bytes().decode("utf-8-sig")
+        ctx.store.dispose()
+        assert verify_store(db_url, dataset, day) == []
+    totals = {
+        row["metric"]: float(row["value"])
+        for row in csv.DictReader(io.StringIO(attachment))
+        if row["status"] == "total" and row["value"] != ""
+    }
+    expected = {**dataset.sums(day), **dataset.cumulative_sums(day)}
+    assert totals == {metric: float(value) for metric, value in expected.items()}
