@@ -200,16 +200,12 @@ def daily_closeout():
     @task(task_display_name="复核其后各日 recheck_later_days")
     def recheck_later_days(logical_date=None) -> dict[str, list[str]]:
         from closeout.reclose import recheck_later_days as recheck
+        from closeout.reclose import report_lines
 
         ctx, report_date = _context_and_date(logical_date)
         signed = _run_request(ctx, report_date).signed
         changed = recheck(ctx, report_date, signed.actor if signed else "")
-        for day, lines in changed.items():
-            print(f"{day} 随 {report_date} 重算后有变化：")
-            for line in lines:
-                print("  " + line)
-        if not changed:
-            print(f"{report_date} 之后已发布的日期没有变化 / no later published day changed")
+        print("\n".join(report_lines(report_date, changed)))
         return changed
 
     @task(task_display_name="生成日报 render_bulletin")

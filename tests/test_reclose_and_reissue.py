@@ -76,7 +76,8 @@ def test_reclosing_a_published_day_takes_a_reason_and_known_units(db_url, ctx_fo
     assert run_request(ctx, day, {"report_date": day.isoformat(), "reissue": True}, None).signed is None
 
 
-def test_a_reclose_rechecks_every_later_published_day_and_reports_what_changed(db_url, ctx_for, tmp_path, smtp_sink):
+def two_published_days(db_url, ctx_for, tmp_path, smtp_sink):
+    """The 18th and the 19th closed and mailed; the context and the 18th's inbox folder."""
     inbox = tmp_path / "inbox"
     march_18 = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
     copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
@@ -85,6 +86,11 @@ def test_a_reclose_rechecks_every_later_published_day_and_reports_what_changed(d
         close_day(ctx, day)
         pipeline.render_bulletin(ctx, day)
         publish(ctx, day, smtp_connect(smtp_sink))
+    return ctx, march_18
+
+
+def test_a_reclose_rechecks_every_later_published_day_and_reports_what_changed(db_url, ctx_for, tmp_path, smtp_sink):
+    ctx, march_18 = two_published_days(db_url, ctx_for, tmp_path, smtp_sink)
     cumulative_19 = figure(ctx, "330802", "confirmed_cumulative", MARCH_19)[0]
     isolation_balance_before = _hard_rules(ctx, MARCH_19)
 
@@ -155,20 +161,13 @@ def test_changes_after_publication_go_out_together_once_the_batch_time_has_passe
 def test_the_command_line_recloses_a_day_as_the_form_does(db_url, ctx_for, tmp_path, smtp_sink, capsys, monkeypatch):
     from closeout.cli import main as cli
 
-    inbox = tmp_path / "inbox"
-    march_18 = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
-    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
-    ctx = ctx_for(db_url, inbox)
-    for day in (MARCH_18, MARCH_19):
-        close_day(ctx, day)
-        pipeline.render_bulletin(ctx, day)
-        publish(ctx, day, smtp_connect(smtp_sink))
+    ctx, march_18 = two_published_days(db_url, ctx_for, tmp_path, smtp_sink)
     set_line(march_18 / "330802.csv", "new_confirmed", 2)
     set_line(march_18 / "330802.csv", "new_asymptomatic", 2)
     capsys.readouterr()
     assert cli(["reclose", "2022-03-18", "--unit", "柯城区", "--reason", "流调复核"]) == 0
     out = capsys.readouterr().out
-    assert "柯城区(330802) 2022-03-18: loaded" in out and "2022-03-19 随之变化" in out
+    assert "柯城区(330802) 2022-03-18: loaded" in out and "2022-03-19 随 2022-03-18 重算后有变化" in out
     assert "衢江区" not in out  # only the unit named was loaded again
     rows = register(ctx)
     assert {(r["kind"], r["report_date"]) for r in rows} == {("更正", "2022-03-18"), ("重算", "2022-03-19")}

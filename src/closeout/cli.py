@@ -177,7 +177,7 @@ def reclose(ctx: Context, day: date, units: list[str], reason: str, actor: str) 
     The day's 补报/更正 edition then goes out with intake's next batch (or a daily_closeout run for the day)."""
     from closeout.load import load_group
     from closeout.pipeline import plan_unit_groups
-    from closeout.reclose import recheck_later_days, run_request
+    from closeout.reclose import recheck_later_days, report_lines, run_request
     from closeout.reconcile import reconcile_day
 
     request = run_request(ctx, day, {"report_date": day.isoformat(), "units": units, "reason": reason}, actor)
@@ -187,13 +187,7 @@ def reclose(ctx: Context, day: date, units: list[str], reason: str, actor: str) 
         for line in outcome.lines:
             print("  " + line)
     reconcile_day(ctx, day)
-    changed = recheck_later_days(ctx, day, actor)
-    for later, lines in changed.items():
-        print(f"{later} 随之变化 / changed:")
-        for line in lines:
-            print("  " + line)
-    if not changed:
-        print(f"{day} 之后已发布的日期没有变化 / no later published day changed")
+    print("\n".join(report_lines(day, recheck_later_days(ctx, day, actor))))
     return 0
 
 

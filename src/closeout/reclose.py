@@ -78,6 +78,17 @@ def recheck_later_days(ctx: Context, report_date: date, actor: str = "") -> dict
     return report
 
 
+def report_lines(report_date: date, changed: dict[str, list[str]]) -> list[str]:
+    """What a re-close prints about the later days (the run's log, the CLI): each day that changed, its lines."""
+    if not changed:
+        return [f"{report_date} 之后已发布的日期没有变化 / no later published day changed"]
+    lines = []
+    for day, changes in changed.items():
+        lines.append(f"{day} 随 {report_date} 重算后有变化：")
+        lines += [f"  {change}" for change in changes]
+    return lines
+
+
 def _derived(ctx: Context, day: date) -> dict[tuple[str, str], float]:
     rows = ctx.store.rows("select_derived_figures", {"report_date": day.isoformat()})
     return {(r["unit_code"], r["metric"]): r["value"] for r in rows}
