@@ -187,7 +187,7 @@ def test_hostile_file(kind: Kind, db_url, ctx_for, tmp_path):
         mine = [f for f in findings if f["unit_code"] == unit]
         stored = {
             r["metric"]: r
-            for r in ctx.store.rows("select_unit_figures", {"report_date": DAY.isoformat(), "unit_code": unit})
+            for r in ctx.store.rows("select_reported_figures", {"report_date": DAY.isoformat(), "unit_codes": [unit]})
         }
 
         # --- whatever the file: the others load, the bulletin is written, nothing reaches the outputs raw

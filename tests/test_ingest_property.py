@@ -418,7 +418,7 @@ def test_load_group_stores_exactly_what_was_written_or_rejects_by_rule(county: C
         try:
             (outcome,) = load_group(ctx, DAY, [county.unit.code])
             stored = ctx.store.rows(
-                "select_unit_figures", {"report_date": DAY.isoformat(), "unit_code": county.unit.code}
+                "select_reported_figures", {"report_date": DAY.isoformat(), "unit_codes": [county.unit.code]}
             )
         finally:
             ctx.store.dispose()

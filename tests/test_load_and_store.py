@@ -546,10 +546,10 @@ def test_a_load_that_crashes_after_the_file_arrived_never_reads_as_not_sent(db_u
     ctx = ctx_for(db_url, inbox)
     real_commit = load._commit
 
-    def commit(ctx, sub, item, signed=None):
-        if sub.unit.code == "330803":
+    def commit(ctx, report_date, pending, loaded, signed=None):
+        if any(sub.unit.code == "330803" for sub, _ in pending):
             raise ConnectionError("the store went away")
-        return real_commit(ctx, sub, item, signed)
+        return real_commit(ctx, report_date, pending, loaded, signed)
 
     monkeypatch.setattr(load, "_commit", commit)
     with pytest.raises(ConnectionError):

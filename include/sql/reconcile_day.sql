@@ -10,7 +10,7 @@ DELETE FROM figure WHERE report_date = :report_date AND source_sha256 = 'derived
 
 -- name: insert_derived_figure
 INSERT INTO figure (report_date, unit_code, metric, value, qualifier, note, source_sha256, source_rows, attributed_unit)
-VALUES (:report_date, :unit_code, :metric, :value, '', '', 'derived', '', '');
+VALUES (:report_date, :unit_code, :metric, :value, :qualifier, :note, :source_sha256, :source_rows, :attributed_unit);
 
 -- name: select_unit_days
 SELECT unit_code, status, detail FROM unit_day WHERE report_date = :report_date;

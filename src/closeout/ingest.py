@@ -321,6 +321,10 @@ def _read_rows(sub, sheet, header_index, columns, width, catalogue, registry, li
         position = columns.get(column)
         return row[position] if position is not None and position < len(row) else None
 
+    def column_text(cells: list[str], column: str) -> str:  # _cell(get(row, column)), from the row's cells read once
+        position = columns.get(column)
+        return cells[position] if position is not None and position < len(cells) else ""
+
     for line, raw_row in sheet.rows[header_index + 1 :]:
         row = [_visible(sub, line, v) for v in raw_row]
         cells = [_cell(v) for v in row]
@@ -340,7 +344,7 @@ def _read_rows(sub, sheet, header_index, columns, width, catalogue, registry, li
         if first.startswith(INSTRUCTION_WORDS):
             instructions_at = line  # the instructions block closes the data; figures below it are a finding
             continue
-        label, part = _cell(get(row, "metric")), _cell(get(row, "part"))
+        label, part = column_text(cells, "metric"), column_text(cells, "part")
         raw_value = get(row, "value")
         shown_value = _cell(raw_value)
         unplaced = [(i, c) for i, c in enumerate(cells) if c and i not in known]
@@ -411,7 +415,7 @@ def _read_rows(sub, sheet, header_index, columns, width, catalogue, registry, li
                 value=shown_value,
             )
             continue
-        measure = _cell(get(row, "measure"))
+        measure = column_text(cells, "measure")
         to_parse = (
             f"{shown_value}{measure}"
             if measure and shown_value and not re.search(r"[^\d.,\-万亿]", shown_value)
@@ -433,11 +437,11 @@ def _read_rows(sub, sheet, header_index, columns, width, catalogue, registry, li
                 value=note[:20] + "…",
             )
             continue
-        declared_unit = _cell(get(row, "unit_code"))
+        declared_unit = column_text(cells, "unit_code")
         if declared_unit:
             resolved = registry.resolve(declared_unit)
             declared_unit = resolved.code if resolved else declared_unit
-        attributed = _cell(get(row, "attributed_unit"))
+        attributed = column_text(cells, "attributed_unit")
         if attributed:
             resolved = registry.resolve(attributed)
             if resolved is None:
@@ -450,7 +454,7 @@ def _read_rows(sub, sheet, header_index, columns, width, catalogue, registry, li
             declared_date = parse_report_date(get(row, "report_date"))
         except ValueError as exc:
             sub.finding(
-                "hard", "bad_date", str(exc), row=line, metric=metric.display, value=_cell(get(row, "report_date"))
+                "hard", "bad_date", str(exc), row=line, metric=metric.display, value=column_text(cells, "report_date")
             )
             continue
         sub.rows.append(

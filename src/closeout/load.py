@@ -14,7 +14,7 @@ from closeout.numbers import render_value
 from closeout.readers import FileRefused, FileStillChanging, settled
 from closeout.reclose import Signature
 from closeout.registry import Unit
-from closeout.store import now_local
+from closeout.store import now_local, unit_day
 from closeout.validate import collapse, validate_batch
 
 
@@ -31,25 +31,28 @@ class UnitOutcome:
 
 
 def load_group(ctx: Context, report_date: date, codes: list[str], signed: Signature | None = None) -> list[UnitOutcome]:
+    """Load the units' files for the day. Per-day facts are read once for the group, the files judged and
+    validated together, and every unit's verdict written in one transaction, set-based."""
     registry, store, day = ctx.registry, ctx.store, report_date.isoformat()
     inbox = discover(ctx.settings.inbox, report_date, registry)
     unit_status = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
     excused = {r["unit_code"]: r["reason"] for r in store.rows("select_excusals", {"report_date": day})}
+    loaded = {r["unit_code"]: r for r in store.rows("select_loaded_submissions", {"report_date": day})}
     outcomes: dict[str, UnitOutcome] = {}
+    received, without_file = [], []
     pending: list[tuple[Submission, ArchivedFile]] = []
     for code in codes:
         unit = registry.get(code)
         files = inbox.figure_files.get(code, [])
         if not files:
-            outcomes[code] = _no_file(ctx, report_date, unit, excused.get(code))
+            without_file.append(unit)
             continue
         archived = [_take(ctx, f, report_date, code) for f in files]
         if unit_status.get(code) in (None, "missing"):  # so a load that then crashes never reads as 未报送
-            with store.transaction() as conn:
-                names = "、".join(a.name for a in archived)
-                store.set_unit_day(
-                    conn, day, code, "received", f"已收到 {names}（{archived[0].received_at[:16]}），尚未入库"
-                )
+            names = "、".join(a.name for a in archived)
+            received.append(
+                unit_day(day, code, "received", f"已收到 {names}（{archived[0].received_at[:16]}），尚未入库")
+            )
         if len(archived) > 1:
             names = "、".join(a.source.name for a in archived)
             finding = Finding(
@@ -62,24 +65,27 @@ def load_group(ctx: Context, report_date: date, codes: list[str], signed: Signat
                 f"同一单位当日有多个数据文件（{names}），请只保留一个后重报",
                 file=names,
             )
-            for item in archived:
-                _commit(ctx, Submission(unit, item.source, report_date, findings=[finding]), item)
-            outcomes[code] = UnitOutcome(code, unit.name, "rejected", [finding.line()])
+            pending += [(Submission(unit, item.source, report_date, findings=[finding]), item) for item in archived]
             continue
         item = archived[0]
-        seen = store.rows("find_submission", {"report_date": day, "unit_code": code, "sha256": item.sha256})
-        if seen and seen[0]["status"] == "loaded" and unit_status.get(code) != "rejected":
+        if code in loaded and loaded[code]["sha256"] == item.sha256 and unit_status.get(code) != "rejected":
             outcomes[code] = UnitOutcome(code, unit.name, "unchanged")  # the current file again: nothing to do
             continue
         # Anything else is judged afresh: a superseded file sent back wins again, and a rejection that
         # depended on the day's state (two files, a correction without a note) is not remembered per file.
         pending.append((_judge(ctx, item, unit, report_date), item))
-    if pending:
+    if without_file:
+        outcomes |= _no_files(ctx, report_date, without_file, excused, received)
+    elif received:
+        with store.transaction() as conn:
+            store.run(conn, "upsert_unit_day", received)
+    to_validate = [sub for sub, _ in pending if not any(f.rule == "several_files" for f in sub.findings)]
+    if to_validate:
         from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
 
-        validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner.shared())
-    for sub, item in pending:
-        outcomes[sub.unit.code] = _commit(ctx, sub, item, signed)
+        validate_batch(to_validate, ctx.catalogue, GxRunner.shared())
+    if pending:
+        outcomes |= _commit(ctx, report_date, pending, loaded, signed)
     for code in codes:  # after the figures, so a bad narrative never holds them up
         if code in inbox.narratives:
             _load_narrative(ctx, report_date, registry.get(code), inbox.narratives[code])
@@ -107,22 +113,35 @@ def _judge(ctx: Context, item: ArchivedFile, unit: Unit, report_date: date) -> S
     )
 
 
-def _no_file(ctx: Context, report_date: date, unit: Unit, excused_because: str | None) -> UnitOutcome:
-    day = report_date.isoformat()
-    if ctx.store.rows("select_unit_figures", {"report_date": day, "unit_code": unit.code}):
-        return UnitOutcome(unit.code, unit.name, "unchanged")  # loaded earlier; the file has since left the inbox
-    if excused_because is not None:  # an operator recorded that it will not report today: not a failure
-        with ctx.store.transaction() as conn:
-            ctx.store.set_unit_day(conn, day, unit.code, "excused", excused_because)
-        return UnitOutcome(unit.code, unit.name, "excused", [f"[已标记缺报] {unit.label}：{excused_because}"])
-    status = "missing" if unit.required else "absent"
-    detail = (
-        f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"
-        f"文件名也可用拼音 {unit.slug} 或中文名 {unit.name}）"
-    )
+def _no_files(
+    ctx: Context, report_date: date, units: list[Unit], excused: dict[str, str], received: list[dict]
+) -> dict[str, UnitOutcome]:
+    """Units with no file in the inbox: loaded earlier (the file has since left), excused, or 缺报."""
+    day, outcomes, rows = report_date.isoformat(), {}, list(received)
+    reported = {
+        r["unit_code"]
+        for r in ctx.store.rows("select_reported_figures", {"report_date": day, "unit_codes": [u.code for u in units]})
+    }
+    for unit in units:
+        if unit.code in reported:
+            outcomes[unit.code] = UnitOutcome(unit.code, unit.name, "unchanged")
+        elif unit.code in excused:  # an operator recorded that it will not report today: not a failure
+            rows.append(unit_day(day, unit.code, "excused", excused[unit.code]))
+            outcomes[unit.code] = UnitOutcome(
+                unit.code, unit.name, "excused", [f"[已标记缺报] {unit.label}：{excused[unit.code]}"]
+            )
+        else:
+            status = "missing" if unit.required else "absent"
+            detail = (
+                f"截至截止时间未收到{day}的数据文件（应放入收件目录 {day}/{unit.code}.csv 或 .xlsx，"
+                f"文件名也可用拼音 {unit.slug} 或中文名 {unit.name}）"
+            )
+            rows.append(unit_day(day, unit.code, status, detail if unit.required else "本日无单独报送"))
+            lines = [f"[缺报] {unit.label}：{detail}"] if unit.required else []
+            outcomes[unit.code] = UnitOutcome(unit.code, unit.name, status, lines)
     with ctx.store.transaction() as conn:
-        ctx.store.set_unit_day(conn, day, unit.code, status, detail if unit.required else "本日无单独报送")
-    return UnitOutcome(unit.code, unit.name, status, [f"[缺报] {unit.label}：{detail}"] if unit.required else [])
+        ctx.store.run(conn, "upsert_unit_day", rows)
+    return outcomes
 
 
 def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
@@ -145,7 +164,7 @@ def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
         note("narrative_unreadable", f"文字稿无法读取（{type(exc).__name__}），本日不刊登；请存为 UTF-8 或 GBK 文本")
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "delete_findings", {"report_date": day, "unit_code": unit.code, "stage": "narrative"})
-        ctx.store.run(conn, "insert_finding", [f.as_record() for f in findings])
+        ctx.store.insert_rows(conn, "insert_finding", [f.as_record() for f in findings])
         if narrative:
             ctx.store.run(
                 conn,
@@ -161,104 +180,122 @@ def _load_narrative(ctx: Context, report_date: date, unit: Unit, path) -> None:
             )
 
 
-def _commit(ctx: Context, sub: Submission, item: ArchivedFile, signed: Signature | None = None) -> UnitOutcome:
-    store, day, code = ctx.store, sub.report_date.isoformat(), sub.unit.code
-    key = {"report_date": day, "unit_code": code}
-    figures = collapse(sub)
+def _commit(
+    ctx: Context,
+    report_date: date,
+    pending: list[tuple[Submission, ArchivedFile]],
+    loaded: dict[str, dict],
+    signed: Signature | None = None,
+) -> dict[str, UnitOutcome]:
+    """Every judged file's verdict in one transaction: findings, submissions, revisions, figures and statuses,
+    each written for the whole group at once. A cut connection leaves none of it."""
+    store, day = ctx.store, report_date.isoformat()
+    codes = sorted({sub.unit.code for sub, _ in pending})
+    recorded_at = now_local()
+    findings, submissions, statuses, revisions, figures = {}, [], {}, [], []
+    replaced, rejected = [], []
     with store.transaction() as conn:
         published = bool(store.run(conn, "select_published", {"report_date": day}).first())
-        current = {r.metric: r for r in store.run(conn, "select_unit_figures", key)}
-        changes = _changes(current, {f.metric: f for f in figures})
-        if published and not blocking(sub.findings) and not (signed and signed.reason.strip()):
-            unexplained = [(metric, new) for metric, _, new in changes if new is None or not new.note]
-            cut_off = _completed_truncation(store, conn, key, item) if unexplained else None
-            for metric, new in unexplained:  # a published figure changes only with a stated reason
-                if cut_off:
-                    sub.finding(
-                        "hard",
-                        "completes_truncated_file",
-                        f"本文件是 {cut_off} 收到的文件的完整版：那个文件在传输中被截断（只收到了前一部分），"
-                        "已按不完整的数发布。请在本行“备注”列写明“原文件传输不完整，订正为完整数据”后重报",
-                        metric=ctx.catalogue.by_key[metric].display,
-                        value=_shown(new),
-                        stage="validate",
-                    )
-                else:
-                    sub.finding(
-                        "hard",
-                        "correction_without_note",
-                        "日报已发布，更正须在备注列写明原因",
-                        metric=ctx.catalogue.by_key[metric].display,
-                        value=_shown(new),
-                        stage="validate",
-                    )
-        hard = blocking(sub.findings)
-        for stage in ("load", "validate"):
-            store.run(conn, "delete_findings", {**key, "stage": stage})
-        store.run(conn, "insert_finding", [f.as_record() for f in sub.findings])
-        record = {
-            **key,
-            "sha256": item.sha256,
-            "file_name": sub.path.name,
-            "archived_path": str(item.path),
-            "received_at": item.received_at,
-            "processed_at": now_local(),
-        }
-        if hard:
-            store.run(
-                conn,
-                "upsert_submission",
-                {**record, "status": "rejected", "reasons": "\n".join(f.line() for f in hard)},
-            )
-            store.set_unit_day(conn, day, code, "rejected", hard[0].line())
-        else:
-            recorded_at = now_local()
+        current: dict[str, dict] = {}
+        for r in store.run(conn, "select_reported_figures", {"report_date": day, "unit_codes": codes}):
+            current.setdefault(r.unit_code, {})[r.metric] = r
+        for sub, item in pending:
+            code = sub.unit.code
+            key = {"report_date": day, "unit_code": code}
+            stored = current.get(code, {})
+            new = collapse(sub)
+            changes = _changes(stored, {f.metric: f for f in new})
+            if published and not blocking(sub.findings) and not (signed and signed.reason.strip()):
+                _refuse_unexplained(ctx, sub, item, changes, loaded.get(code))
+            hard = blocking(sub.findings)
+            findings[code] = [f.as_record() for f in sub.findings]  # several files: one finding, not one per file
+            record = {
+                **key,
+                "sha256": item.sha256,
+                "file_name": sub.path.name,
+                "archived_path": str(item.path),
+                "received_at": item.received_at,
+                "processed_at": recorded_at,
+            }
+            if hard:
+                submissions.append({**record, "status": "rejected", "reasons": "\n".join(f.line() for f in hard)})
+                statuses[code] = unit_day(day, code, "rejected", hard[0].line())
+                rejected.append((sub, item, [f.line() for f in hard]))
+                continue
             kind = "correction" if published else "revision"
-            revisions = [
-                _revision(key, item, kind, recorded_at, metric, old, new, signed) for metric, old, new in changes
+            revisions += [
+                _revision(key, item, kind, recorded_at, metric, old, fresh, signed) for metric, old, fresh in changes
             ]
-            if published and not current and figures:  # a first report after publication (补报)
+            if published and not stored and new:  # a first report after publication (补报)
                 revisions.append(_revision(key, item, "late_report", recorded_at, signed=signed))
-            store.run(conn, "insert_revision", revisions)
-            store.run(conn, "delete_unit_figures", key)
-            store.run(
-                conn,
-                "insert_figure",
-                [
-                    {
-                        **key,
-                        "metric": f.metric,
-                        "value": f.value,
-                        "qualifier": f.qualifier,
-                        "note": f.note,
-                        "source_sha256": item.sha256,
-                        "source_rows": f.source_rows,
-                        "attributed_unit": f.attributed_unit,
-                    }
-                    for f in figures
-                ],
+            figures += [
+                {
+                    **key,
+                    "metric": f.metric,
+                    "value": f.value,
+                    "qualifier": f.qualifier,
+                    "note": f.note,
+                    "source_sha256": item.sha256,
+                    "source_rows": f.source_rows,
+                    "attributed_unit": f.attributed_unit,
+                }
+                for f in new
+            ]
+            replaced.append(code)
+            submissions.append({**record, "status": "loaded", "reasons": ""})
+            statuses[code] = unit_day(day, code, "loaded")
+        store.run(conn, "delete_load_findings", {"report_date": day, "unit_codes": codes})
+        store.insert_rows(conn, "insert_finding", [f for unit_findings in findings.values() for f in unit_findings])
+        store.insert_rows(conn, "insert_revision", revisions)
+        if replaced:
+            store.run(conn, "delete_unit_figures", {"report_date": day, "unit_codes": replaced})
+            store.insert_rows(conn, "insert_figure", figures)
+            store.run(conn, "supersede_loaded_submissions", {"report_date": day, "unit_codes": replaced})
+        store.run(conn, "upsert_submission", submissions)
+        store.run(conn, "upsert_unit_day", list(statuses.values()))
+    outcomes = {code: UnitOutcome(code, ctx.registry.get(code).name, "loaded") for code in replaced}
+    for sub, item, lines in rejected:
+        quarantine_file(item, ctx.settings.quarantine_dir, report_date, sub.unit.code, lines)
+        outcomes[sub.unit.code] = UnitOutcome(sub.unit.code, sub.unit.name, "rejected", lines)
+    return outcomes
+
+
+def _refuse_unexplained(ctx: Context, sub: Submission, item: ArchivedFile, changes: list, loaded: dict | None) -> None:
+    """After publication a figure changes only with a stated reason: each change without one is a finding."""
+    unexplained = [(metric, new) for metric, _, new in changes if new is None or not new.note]
+    cut_off = _completed_truncation(loaded, item) if unexplained else None
+    for metric, new in unexplained:
+        if cut_off:
+            sub.finding(
+                "hard",
+                "completes_truncated_file",
+                f"本文件是 {cut_off} 收到的文件的完整版：那个文件在传输中被截断（只收到了前一部分），"
+                "已按不完整的数发布。请在本行“备注”列写明“原文件传输不完整，订正为完整数据”后重报",
+                metric=ctx.catalogue.by_key[metric].display,
+                value=_shown(new),
+                stage="validate",
             )
-            store.run(conn, "supersede_loaded_submissions", key)
-            store.run(conn, "upsert_submission", {**record, "status": "loaded", "reasons": ""})
-            store.set_unit_day(conn, day, code, "loaded")
-    if hard:
-        lines = [f.line() for f in hard]
-        quarantine_file(item, ctx.settings.quarantine_dir, sub.report_date, code, lines)
-        return UnitOutcome(code, sub.unit.name, "rejected", lines)
-    return UnitOutcome(code, sub.unit.name, "loaded")
+        else:
+            sub.finding(
+                "hard",
+                "correction_without_note",
+                "日报已发布，更正须在备注列写明原因",
+                metric=ctx.catalogue.by_key[metric].display,
+                value=_shown(new),
+                stage="validate",
+            )
 
 
-def _completed_truncation(store, conn, key: dict, item: ArchivedFile) -> str | None:
+def _completed_truncation(loaded: dict | None, item: ArchivedFile) -> str | None:
     """When the file now loaded was a cut-off beginning of this one, its arrival time; else None."""
-    if item.data is None:
+    if item.data is None or loaded is None:
         return None
-    for row in store.run(conn, "select_loaded_submission", key).mappings():
-        try:
-            earlier = Path(row["archived_path"]).read_bytes()
-        except OSError:
-            return None
-        if earlier and len(earlier) < len(item.data) and item.data.startswith(earlier.rstrip(b"\r\n")):
-            return row["received_at"][11:16]
+    try:
+        earlier = Path(loaded["archived_path"]).read_bytes()
+    except OSError:
+        return None
+    if earlier and len(earlier) < len(item.data) and item.data.startswith(earlier.rstrip(b"\r\n")):
+        return loaded["received_at"][11:16]
     return None
 
 

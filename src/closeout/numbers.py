@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from closeout.catalogue import Catalogue, Metric
 
@@ -62,7 +63,12 @@ class ParsedValue:
 
 
 def clean_text(raw: object) -> str:
-    text = LIST_MARKERS.sub("", str(raw).strip())
+    return _clean(str(raw))
+
+
+@lru_cache(maxsize=65536)  # a day's files repeat the same labels, codes and dates thousands of times
+def _clean(text: str) -> str:
+    text = LIST_MARKERS.sub("", text.strip())
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 

@@ -69,7 +69,7 @@ def recheck_later_days(ctx: Context, report_date: date, actor: str = "") -> dict
             lines.append(f"{names.get(unit_code, unit_code)} {label} {_shown(old)} → {_shown(new)}")
         if revisions:
             with ctx.store.transaction() as conn:
-                ctx.store.run(conn, "insert_revision", revisions)
+                ctx.store.insert_rows(conn, "insert_revision", revisions)
         for r in ctx.store.rows("select_hard_findings", key):
             if (r["unit_code"], r["rule"], r["metric"]) not in breaks_before:
                 lines.append(f"新的不平衡 / new break: {r['line']}")

@@ -12,9 +12,11 @@ from closeout.checks import GxRunner, run_checks
 from closeout.context import Context
 from closeout.findings import Finding
 from closeout.ingest import discover
+from closeout.store import unit_day
 from closeout.textclean import printable_name
 
 HISTORY_DAYS = 7
+DERIVED = {"qualifier": "", "note": "", "source_sha256": "derived", "source_rows": "", "attributed_unit": ""}
 
 
 @dataclass
@@ -103,6 +105,7 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
     findings = []
     day = report_date.isoformat()
     names = ctx.unit_names()
+    rows: list[dict] = []
     with ctx.store.transaction() as conn:
         ctx.store.run(conn, "delete_derived_figures", {"report_date": day})
         submitted = {
@@ -120,10 +123,8 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
             for unit_code in sorted(units):
                 derived, own = totals.get(unit_code, 0.0), submitted.get((unit_code, metric.key))
                 if own is None:
-                    ctx.store.run(
-                        conn,
-                        "insert_derived_figure",
-                        {"report_date": day, "unit_code": unit_code, "metric": metric.key, "value": derived},
+                    rows.append(
+                        {"report_date": day, "unit_code": unit_code, "metric": metric.key, "value": derived, **DERIVED}
                     )
                 elif own != derived:
                     findings.append(
@@ -139,6 +140,7 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
                             value=f"{own:.0f}",
                         )
                     )
+        ctx.store.insert_rows(conn, "insert_derived_figure", rows)
     return findings
 
 
@@ -185,19 +187,23 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
         ctx.store.run(
             conn, "delete_findings", {"report_date": day, "unit_code": ctx.registry.region_code, "stage": "load"}
         )
-        ctx.store.run(conn, "insert_finding", [f.as_record() for f in findings])
+        ctx.store.insert_rows(conn, "insert_finding", [f.as_record() for f in findings])
+        changed, breaks = [], {}
+        for finding in findings:
+            if finding.severity == "hard":
+                breaks.setdefault(finding.unit_code, finding)  # the first hard finding is the unit's detail
         for unit in ctx.registry.all_units:
-            breaks = [f for f in findings if f.unit_code == unit.code and f.severity == "hard"]
             before = loaded_status.get(unit.code)
             if before in ("rejected", "received"):  # received: its load failed and will be retried
                 status, detail = before, ""
             elif unit.code in figures.reporting_today():
-                status, detail = ("break", breaks[0].line()) if breaks else ("cleared", "")
+                status, detail = ("break", breaks[unit.code].line()) if unit.code in breaks else ("cleared", "")
             elif unit.code in excused:  # an operator recorded that it will not report today
                 status, detail = "excused", excused[unit.code]
             else:
                 status, detail = ("missing" if unit.required else "absent"), ""
             statuses[unit.code] = status
             if detail or status != before:
-                ctx.store.set_unit_day(conn, day, unit.code, status, detail)
+                changed.append(unit_day(day, unit.code, status, detail))
+        ctx.store.run(conn, "upsert_unit_day", changed)
     return statuses

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, bindparam, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from closeout.settings import LOCAL_TZ
 
 _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_PLAIN_INSERT = re.compile(r"INSERT INTO (\w+)\s*\(([^)]*)\)\s*VALUES\s*\(([^)]*)\)", re.DOTALL)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def load_queries(sql_dir: Path) -> dict[str, str]:
@@ -37,10 +41,12 @@ class Store:
     def __init__(self, db_url: str, sql_dir: Path):
         if db_url.startswith("sqlite:///"):
             Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        options: dict = {"connect_args": {"timeout": 30}} if db_url.startswith("sqlite") else {}
+        if make_url(db_url).get_dialect().driver == "psycopg2":
+            # executemany of the named statements (upserts, deletes) goes 500 to a round trip, not one each
+            options |= {"executemany_mode": "values_plus_batch", "executemany_batch_page_size": 500}
         # pre-ping: a connection the database dropped (restart, failover, idle cut) is replaced, not handed out
-        self.engine = create_engine(
-            db_url, pool_pre_ping=True, connect_args={"timeout": 30} if db_url.startswith("sqlite") else {}
-        )
+        self.engine = create_engine(db_url, pool_pre_ping=True, **options)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", lambda conn, _: conn.execute("PRAGMA journal_mode=WAL"))
         self.queries = load_queries(sql_dir)
@@ -89,29 +95,82 @@ class Store:
             yield conn
 
     def run(self, conn: Connection, name: str, params: dict | list[dict] | None = None):
+        """A named statement: once with a dict, or once per row of a list of dicts (batched on PostgreSQL)."""
         if isinstance(params, list):
             if not params:
                 return None
             return conn.execute(text(self.queries[name]), params)
-        return conn.execute(text(self.queries[name]), params or {})
+        return conn.execute(self._statement(name, params or {}), params or {})
+
+    def _statement(self, name: str, params: dict):
+        """The named SQL; a list or tuple parameter fills an `IN :name`."""
+        statement = text(self.queries[name])
+        expanding = [bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, list | tuple)]
+        return statement.bindparams(*expanding) if expanding else statement
+
+    def insert_rows(self, conn: Connection, name: str, rows: list[dict]) -> None:
+        """A named plain INSERT for many rows at once: COPY on PostgreSQL (ten times faster than batched INSERTs
+        there), executemany elsewhere. Part of the caller's transaction either way."""
+        if not rows:
+            return
+        if self.engine.dialect.name != "postgresql":
+            conn.execute(text(self.queries[name]), rows)
+            return
+        table, columns, params = self._insert_target(name)
+        data = io.StringIO()
+        for row in rows:
+            data.write("\t".join(_copy_field(row[p]) for p in params) + "\n")
+        data.seek(0)
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        raw = conn.connection.dbapi_connection
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            with raw.cursor() as cursor:
+                cursor.copy_expert(statement, data)
+        except dbapi.Error as exc:  # raised as SQLAlchemy raises a failed statement, the connection dropped if cut
+            cut = self.engine.dialect.is_disconnect(exc, raw, None)
+            if cut:
+                conn.invalidate()
+            raise DBAPIError.instance(statement, None, exc, dbapi.Error, connection_invalidated=cut) from exc
+
+    def _insert_target(self, name: str) -> tuple[str, list[str], list[str]]:
+        match = _PLAIN_INSERT.fullmatch(self.queries[name])
+        if match is None:
+            raise ValueError(f"{name} is not a plain INSERT INTO t (columns) VALUES (:params)")
+        table, columns, params = match.groups()
+        columns = [c.strip() for c in columns.split(",")]
+        params = [p.strip().removeprefix(":") for p in params.split(",")]
+        if len(columns) != len(params):
+            raise ValueError(f"{name}: {len(columns)} columns but {len(params)} values")
+        return table, columns, params
 
     def set_unit_day(self, conn: Connection, report_date: str, unit_code: str, status: str, detail: str = "") -> None:
         """A unit's close-out status for the day; unchanged status and detail leave the row untouched."""
-        self.run(
-            conn,
-            "upsert_unit_day",
-            {
-                "report_date": report_date,
-                "unit_code": unit_code,
-                "status": status,
-                "detail": detail,
-                "updated_at": now_local(),
-            },
-        )
+        self.run(conn, "upsert_unit_day", unit_day(report_date, unit_code, status, detail))
 
     def rows(self, name: str, params: dict | None = None) -> list[dict]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(text(self.queries[name]), params or {})]
+            result = conn.execute(self._statement(name, params or {}), params or {})
+            keys = list(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result]
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def unit_day(report_date: str, unit_code: str, status: str, detail: str = "") -> dict:
+    """A row of upsert_unit_day: set one with Store.set_unit_day, or many with Store.run."""
+    return {
+        "report_date": report_date,
+        "unit_code": unit_code,
+        "status": status,
+        "detail": detail,
+        "updated_at": now_local(),
+    }
+
+
+def _copy_field(value) -> str:
+    """One field of COPY's text format: \\N for NULL, backslash escapes for the separators."""
+    if value is None:
+        return "\\N"
+    return str(value).translate(_COPY_ESCAPES)
