@@ -80,6 +80,7 @@ lint: install ## ruff, including Airflow 3 migration rules (AIR3)
 
 bench: install ## time one day at city, province and country scale on SQLite and PostgreSQL, check the store (docs/PERFORMANCE.md)
 	$(VENV_BIN)/python -m bench.run --scales $(SCALES) --backends $(BACKENDS) $(if $(filter no,$(AIRFLOW)),--skip-airflow)
+	$(VENV_BIN)/python -m bench.task_cost
 
 clean-demo: ## remove data/ (store, archive, outbox, mails) to run the demo from scratch
 	rm -rf $(DATA)

@@ -31,6 +31,14 @@ def test_a_province_day_in_process_stores_exactly_the_generated_figures(tmp_path
     assert result.limit_s is not None and result.in_process_s is not None  # measured; how long is not asserted
 
 
+@pytest.mark.services
+def test_the_fresh_task_benchmark_loads_its_unit_in_a_new_interpreter(tmp_path):
+    from bench.task_cost import STEPS, measure
+
+    (run,) = measure("postgresql", tmp_path, PG_ADMIN_URL, repeats=1)  # the task itself asserts "loaded"
+    assert set(run) == {*STEPS, "total"} and run["total"] >= sum(run[s] for s in STEPS) - run["interpreter"]
+
+
 @pytest.mark.integration
 def test_the_correctness_check_notices_a_figure_that_differs_from_the_files(tmp_path):
     """The check is not vacuous: one stored figure changed behind the pipeline's back is reported."""

@@ -1,0 +1,99 @@
+"""make bench: the fixed cost of one fresh group task — what a worker pays before and around the work itself,
+whatever the group's size. It runs what `load_unit_group` runs for a group of one unit, in a new interpreter, as
+a Celery or LocalExecutor worker would, and times each step from inside that process:
+
+  interpreter    python starting, until the first line of the task runs
+  imports        closeout.load and what it pulls in (pandas, SQLAlchemy, the parsers)
+  context        settings, the registry, the store's engine and schema check
+  gx             Great Expectations imported and its context built (only tasks that validate pay it)
+  load           load_group for the one unit: archive, parse, validate, store
+
+    python -m bench.task_cost                      # SQLite
+    python -m bench.task_cost --backend postgresql
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.generate import DEFAULT_SEED, generate
+from bench.run import DEFAULT_PG_ADMIN_URL, closeout_env, fresh_store
+
+STEPS = ("interpreter", "imports", "context", "gx", "load")
+
+# Runs in the fresh interpreter; prints its step times as JSON on the last line.
+TASK = """
+import json, sys, time
+started = float(sys.argv[1])
+steps = {"interpreter": time.time() - started}
+t = time.perf_counter()
+from datetime import date
+from closeout.context import Context
+from closeout.load import load_group
+from closeout.settings import load_settings
+steps["imports"] = time.perf_counter() - t
+t = time.perf_counter()
+ctx = Context(load_settings())
+ctx.store.ensure_schema()
+steps["context"] = time.perf_counter() - t
+t = time.perf_counter()
+from closeout.checks import GxRunner
+GxRunner.shared()
+steps["gx"] = time.perf_counter() - t
+t = time.perf_counter()
+[outcome] = load_group(ctx, date.fromisoformat(sys.argv[2]), [sys.argv[3]])
+assert outcome.status == "loaded", outcome
+steps["load"] = time.perf_counter() - t
+print(json.dumps(steps))
+"""
+
+
+def measure(backend: str, work: Path, pg_admin_url: str, repeats: int) -> list[dict[str, float]]:
+    dataset = generate("city", work / "data", days=1, seed=DEFAULT_SEED)
+    day, unit = dataset.days[0], dataset.unit_codes[0]
+    runs = []
+    for attempt in range(repeats):
+        with fresh_store(backend, f"task{attempt}", work, pg_admin_url) as db_url:
+            env = closeout_env(dataset, db_url, work / f"run{attempt}")
+            started = time.time()
+            done = subprocess.run(
+                [sys.executable, "-c", TASK, repr(started), day.isoformat(), unit],
+                env={**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            total = time.time() - started
+            if done.returncode != 0:
+                raise SystemExit(f"the task failed:\n{done.stderr[-3000:]}")
+            steps = json.loads(done.stdout.strip().splitlines()[-1])
+            runs.append({**steps, "total": total})
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes; the quietest is reported")
+    parser.add_argument("--pg-admin-url", default=DEFAULT_PG_ADMIN_URL)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="closeout-task-cost-") as work:
+        runs = measure(args.backend, Path(work), args.pg_admin_url, args.repeats)
+    best = min(runs, key=lambda r: r["total"])
+    print(f"\nA fresh group task ({args.backend}, quietest of {len(runs)}):")
+    print("| " + " | ".join(f"{s} s" for s in (*STEPS, "total")) + " |")
+    print("|" + "--:|" * (len(STEPS) + 1))
+    print("| " + " | ".join(f"{best[s]:.2f}" for s in (*STEPS, "total")) + " |")
+    fixed = best["total"] - best["load"]
+    print(f"fixed cost (everything but the load itself): {fixed:.2f} s; target ≤ 3 s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
