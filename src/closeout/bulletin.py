@@ -269,7 +269,7 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         announced_notes=announced,
     )
     if by_group:
-        bulletin.rollup = _rollup(ctx, lines, today, totals, changes)
+        bulletin.rollup = _rollup(ctx, lines, today, figures.reporting_today(), totals, changes)
         bulletin.unit_sheet = _unit_sheet(ctx, lines, region, today, totals)
     else:
         bulletin.attachment_rows = _attachment_rows(
@@ -286,15 +286,17 @@ SECTION_TITLES = {
 }
 
 
-def _rollup(ctx: Context, lines: list[Line], today: dict, totals: dict, changes: dict) -> list[dict]:
+def _rollup(
+    ctx: Context, lines: list[Line], today: dict, reporting: set[str], totals: dict, changes: dict
+) -> list[dict]:
     """Per section, a row per load group (the sum of its units), the totals and the change on the previous day.
-    "报送" is units counted in the sums / units expected; a unit not required and silent is not expected, and a
-    group of only such units (市本级 with no figures of its own: the notes say so) has no row."""
+    "报送" is units whose own figures are in the sums / units expected; a unit not required and silent is not
+    expected, and a group of only such units (市本级 with no figures of its own: the notes say so) has no row."""
     registry, catalogue = ctx.registry, ctx.catalogue
     expected = {ln.code for ln in lines if ln.status != "absent"}
 
     def reported(codes) -> str:
-        return f"{sum(c in today for c in codes)}/{len(expected.intersection(codes))}"
+        return f"{len(reporting.intersection(codes))}/{len(expected.intersection(codes))}"
 
     groups = [(registry.group_name(g.key), g.codes) for g in registry.groups() if expected.intersection(g.codes)]
     sections = []
