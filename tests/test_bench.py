@@ -74,6 +74,7 @@ def test_a_national_day_closes_on_postgresql_and_its_attachment_totals_are_the_f
     from bench.run import close_day_in_process, closeout_env, context_for, verify_store
     from closeout.editions import editions_of, read_files
     from closeout.mailer import build_message
+    from closeout.pipeline import render_bulletin
 
     dataset = generate("country", tmp_path / "data", days=2)
     assert len(dataset.unit_codes) == 2850
@@ -84,6 +85,7 @@ def test_a_national_day_closes_on_postgresql_and_its_attachment_totals_are_the_f
         day = dataset.days[-1]
         [edition] = editions_of(ctx, day)
         rendered = read_files(ctx, edition)
+        assert render_bulletin(ctx, day) == edition  # the same store gives the same bytes: no second edition
         ctx.store.dispose()
         assert verify_store(db_url, dataset, day) == []
     message = bytes(
