@@ -165,3 +165,13 @@ def test_the_threshold_setting():
     for bad in ("many", "-1", "3.5"):
         with pytest.raises(ValueError, match="CLOSEOUT_BULLETIN_TABLE_MAX_UNITS"):
             load_settings({"CLOSEOUT_BULLETIN_TABLE_MAX_UNITS": bad})
+
+
+def test_text_in_the_spreadsheet_never_becomes_a_formula():
+    from closeout.bulletin import unit_workbook
+
+    data = unit_workbook("t", DAY, [["区划代码", "单位名称"], ["330102", '=HYPERLINK("http://x.invalid","点击")']])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
+    cell = openpyxl.load_workbook(io.BytesIO(data)).active["B2"]
+    assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x.invalid","点击")', "s")

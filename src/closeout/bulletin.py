@@ -536,5 +536,5 @@ def unit_workbook(title: str, report_date: date, sheet: list[list]) -> bytes:
     with zipfile.ZipFile(buffer) as saved, zipfile.ZipFile(out, "w") as fixed:
         for info in saved.infolist():
             data = core if info.filename == "docProps/core.xml" else saved.read(info)
-            fixed.writestr(zipfile.ZipInfo(info.filename, ZIP_EPOCH), data, zipfile.ZIP_DEFLATED, 9)
+            fixed.writestr(zipfile.ZipInfo(info.filename, ZIP_EPOCH), data, zipfile.ZIP_DEFLATED)
     return out.getvalue()
