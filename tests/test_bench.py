@@ -71,15 +71,18 @@ def test_the_correctness_check_notices_a_figure_that_differs_from_the_files(tmp_
 @pytest.mark.services
 def test_a_national_day_closes_on_postgresql_and_its_attachment_totals_are_the_files_sums(tmp_path):
     """A generated country (2,850 county-level units by province, some names shared across provinces), two days
-    closed in process on PostgreSQL: the store holds exactly the files' figures, and the bulletin's attachment
-    totals each metric to the sum of the day's files."""
-    import csv
+    closed in process on PostgreSQL: the store holds exactly the files' figures; the bulletin shows provinces, not
+    2,850 columns, and its mail stays far under a mail server's 10 MB; the attached spreadsheet has a row per unit
+    and totals each metric to the sum of the day's files."""
     import io
 
+    import openpyxl
     from conftest import fresh_database
 
     from bench.run import close_day_in_process, closeout_env, context_for, verify_store
-    from closeout.editions import editions_of
+    from closeout.editions import editions_of, read_files
+    from closeout.mailer import build_message
+    from closeout.pipeline import render_bulletin
 
     dataset = generate("country", tmp_path / "data", days=2)
     assert len(dataset.unit_codes) == 2850
@@ -89,13 +92,23 @@ def test_a_national_day_closes_on_postgresql_and_its_attachment_totals_are_the_f
             close_day_in_process(ctx, day)
         day = dataset.days[-1]
         [edition] = editions_of(ctx, day)
-        attachment = (edition.folder(ctx) / edition.attachment_name).read_bytes().decode("utf-8-sig")
+        rendered = read_files(ctx, edition)
+        assert render_bulletin(ctx, day) == edition  # the same store gives the same bytes: no second edition
         ctx.store.dispose()
         assert verify_store(db_url, dataset, day) == []
-    totals = {
-        row["metric"]: float(row["value"])
-        for row in csv.DictReader(io.StringIO(attachment))
-        if row["status"] == "total" and row["value"] != ""
-    }
+    message = bytes(
+        build_message(edition.subject, rendered, edition.attachment_name, "a@x.invalid", ("b@x.invalid",), "<id@x>")
+    )
+    assert len(message) < 3_000_000, f"the national bulletin's mail is {len(message):,} bytes"
+    assert edition.attachment_name.endswith(".xlsx")
+    assert rendered.html.count("<th>") < 100  # a table per section with a column per metric, none per unit
+    assert "浙江省" in rendered.html and "新疆维吾尔自治区" in rendered.text  # the provinces are the rows
+    rows = list(
+        openpyxl.load_workbook(io.BytesIO(rendered.attachment), read_only=True).active.iter_rows(values_only=True)
+    )
+    header, units, total = rows[0], rows[1:-1], rows[-1]
+    assert [row[0] for row in units] == [*dataset.unit_codes, "100001"]  # every unit, then 国家本级
     expected = {**dataset.sums(day), **dataset.cumulative_sums(day)}
-    assert totals == {metric: float(value) for metric, value in expected.items()}
+    labels = {f"{m.label}（{m.unit}）": m.key for m in ctx.catalogue.metrics}
+    totals = {labels[name]: value for name, value in zip(header[4:], total[4:], strict=True)}
+    assert totals == expected

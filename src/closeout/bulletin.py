@@ -6,11 +6,12 @@ import csv
 import hashlib
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from closeout.context import Context
-from closeout.numbers import render_value
+from closeout.numbers import PREFIX_QUALIFIERS, render_value
 from closeout.reconcile import read_figures
 
 STATUS_LABELS = {
@@ -63,13 +64,20 @@ class Bulletin:
     lines: list[Line]
     narratives: list[dict]
     notes: list[str]
-    attachment_rows: list[dict] = field(default_factory=list)
+    attachment_rows: list[dict] = field(default_factory=list)  # the long CSV of a bulletin with one column per unit
+    rollup: list[dict] = field(default_factory=list)  # per section, per group: when there are too many unit columns
+    unit_sheet: list[list] = field(default_factory=list)  # the .xlsx sent instead of the CSV then: header, rows
     edition_lines: list[str] = field(default_factory=list)  # 补报/更正: what changed since the last edition sent
     announced_notes: list[dict] = field(default_factory=list)  # earlier days' changes its notes list
 
     @property
+    def by_group(self) -> bool:
+        return bool(self.rollup)
+
+    @property
     def attachment_name(self) -> str:
-        return f"{self.title.split('（')[0]}数据_{self.report_date.isoformat()}.csv"
+        suffix = "xlsx" if self.by_group else "csv"
+        return f"{self.title.split('（')[0]}数据_{self.report_date.isoformat()}.{suffix}"
 
 
 def month_day(day: date) -> str:
@@ -133,6 +141,9 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         return source.get(code, {}).get(key)
 
     codes = [u.code for u in registry.all_units]
+    # Past this many units a column per unit is unreadable and too big to mail: groups in the body, units in an .xlsx
+    by_group = len(registry.units) > ctx.settings.bulletin_table_max_units
+    area = "全市" if registry.region_name.endswith("市") else registry.region_name
     totals, previous, changes = {}, {}, {}
     for metric in catalogue.metrics:
         totals[metric.key] = _sum([cell(code, metric.key) for code in codes])
@@ -161,11 +172,14 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
     excluding = f"不含{'、'.join(without)}" if without else ""
 
     def by_unit(key: str, *extra: str) -> str:
-        """'（不含开化县；衢江区11例、柯城区4例；其中…）' — the units left out, the split by unit, any extra clause."""
+        """'（不含开化县；衢江区11例、柯城区4例；其中…）' — the units left out, the split by unit (by group when the
+        units are too many to name), any extra clause."""
+        if by_group:
+            split = [(registry.group_name(g.key), _sum([cell(c, key) for c in g.codes])) for g in registry.groups()]
+        else:
+            split = [(u.name, cell(u.code, key)) for u in registry.all_units]
         parts = [
-            f"{u.name}{render_value(*cell(u.code, key))}{catalogue.by_key[key].unit}"
-            for u in registry.all_units
-            if cell(u.code, key) and cell(u.code, key)[0]
+            f"{name}{render_value(*value)}{catalogue.by_key[key].unit}" for name, value in split if value and value[0]
         ]
         clauses = [excluding] if excluding else []
         clauses += ["、".join(parts)] if len(parts) > 1 else []
@@ -174,14 +188,14 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
 
     reclassified = totals["asymptomatic_to_confirmed"]
     summary = [
-        f"{month_day(report_date)}0—24时，全市{say('new_confirmed')}"
+        f"{month_day(report_date)}0—24时，{area}{say('new_confirmed')}"
         + by_unit(
             "new_confirmed",
             f"其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}" if reclassified and reclassified[0] else "",
         )
         + f"，{say('new_asymptomatic')}{by_unit('new_asymptomatic')}。"
         + (f"累计报告本土确诊病例{amount('confirmed_cumulative')}。" if totals.get("confirmed_cumulative") else ""),
-        f"核酸检测：全市设{say('sampling_points')}、{say('sampling_lanes')}，当日{say('sampled')}，"
+        f"核酸检测：{area}设{say('sampling_points')}、{say('sampling_lanes')}，当日{say('sampled')}，"
         f"{say('tested')}（{say('negative')}，{say('positive')}），{say('pending')}。",
         f"隔离管控：{say('close_contacts_new')}，{say('secondary_contacts_new')}；{say('isolation_central')}"
         f"（{say('isolation_new')}，{say('isolation_released')}，{say('isolation_transferred')}），"
@@ -200,14 +214,8 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         elif ln.status == "excused":
             summary.append(f"（{ln.name}本日不报送，已按缺报处理）")
 
-    section_titles = {
-        "cases": "一、病例情况",
-        "testing": "二、核酸检测",
-        "isolation": "三、隔离管控",
-        "community": "四、基层防控",
-    }
     sections = []
-    for section, title in section_titles.items():
+    for section, title in ({} if by_group else SECTION_TITLES).items():
         rows = []
         for metric in (m for m in catalogue.metrics if m.section == section):
             cells = []
@@ -260,10 +268,76 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         edition_lines=edition_lines,
         announced_notes=announced,
     )
-    bulletin.attachment_rows = _attachment_rows(
-        ctx, report_date, lines, region, today, yesterday, totals, previous, changes
-    )
+    if by_group:
+        bulletin.rollup = _rollup(ctx, lines, today, figures.reporting_today(), totals, changes)
+        bulletin.unit_sheet = _unit_sheet(ctx, lines, region, today, totals)
+    else:
+        bulletin.attachment_rows = _attachment_rows(
+            ctx, report_date, lines, region, today, yesterday, totals, previous, changes
+        )
     return bulletin
+
+
+SECTION_TITLES = {
+    "cases": "一、病例情况",
+    "testing": "二、核酸检测",
+    "isolation": "三、隔离管控",
+    "community": "四、基层防控",
+}
+
+
+def _rollup(
+    ctx: Context, lines: list[Line], today: dict, reporting: set[str], totals: dict, changes: dict
+) -> list[dict]:
+    """Per section, a row per load group (the sum of its units), the totals and the change on the previous day.
+    "报送" is units whose own figures are in the sums / units expected; a unit not required and silent is not
+    expected, and a group of only such units (市本级 with no figures of its own: the notes say so) has no row."""
+    registry, catalogue = ctx.registry, ctx.catalogue
+    expected = {ln.code for ln in lines if ln.status != "absent"}
+
+    def reported(codes) -> str:
+        return f"{len(reporting.intersection(codes))}/{len(expected.intersection(codes))}"
+
+    groups = [(registry.group_name(g.key), g.codes) for g in registry.groups() if expected.intersection(g.codes)]
+    sections = []
+    for section, title in SECTION_TITLES.items():
+        metrics = [m for m in catalogue.metrics if m.section == section]
+        rows = [
+            {
+                "label": name,
+                "reported": reported(codes),
+                "cells": [_figure(_sum([today.get(c, {}).get(m.key) for c in codes])) for m in metrics],
+            }
+            for name, codes in groups
+        ]
+        sections.append(
+            {
+                "title": title,
+                "columns": [{"label": m.label, "unit": m.unit} for m in metrics],
+                "rows": rows,
+                "reported": reported([ln.code for ln in lines]),
+                "total": [_figure(totals[m.key]) for m in metrics],
+                "change": [changes[m.key].text for m in metrics],
+            }
+        )
+    return sections
+
+
+def _figure(cell: tuple[float, str] | None) -> str:
+    return "—" if cell is None else render_value(*cell)
+
+
+def _unit_sheet(ctx: Context, lines: list[Line], region: Line, today: dict, totals: dict) -> list[list]:
+    """The per-unit spreadsheet: a header, one row per unit in code order, the totals row. A figure is its
+    (value, qualifier), a missing one None."""
+    registry, metrics = ctx.registry, ctx.catalogue.metrics
+    group = {u.code: registry.group_name(u.group or u.code) for u in registry.all_units}
+    header = ["区划代码", "单位名称", "所属分组", "报送状态", *(f"{m.label}（{m.unit}）" for m in metrics)]
+    rows = [
+        [ln.code, ln.name, group[ln.code], ln.status_label, *(today.get(ln.code, {}).get(m.key) for m in metrics)]
+        for ln in lines
+    ]
+    return [header, *rows, [region.code, region.name, "", "", *(totals[m.key] for m in metrics)]]
 
 
 def _notes(ctx: Context, report_date: date, lines: list[Line]) -> tuple[list[str], list[dict]]:
@@ -379,7 +453,7 @@ def inert_cell(value: object) -> object:
 class Rendered:
     html: str
     text: str
-    attachment: bytes  # UTF-8 with BOM so Excel opens the Chinese correctly
+    attachment: bytes  # the CSV (UTF-8 with BOM so Excel opens the Chinese correctly), or the .xlsx by group
     register: bytes = b""  # the corrections register rows the edition lists (closeout.register); b"" when none
 
     @property
@@ -405,8 +479,62 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
     )
     html = env.get_template("bulletin.html.j2").render(b=bulletin)
     text = env.get_template("bulletin.txt.j2").render(b=bulletin)
+    if bulletin.by_group:
+        return Rendered(html, text, unit_workbook(bulletin.title, bulletin.report_date, bulletin.unit_sheet))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ATTACHMENT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({key: inert_cell(value) for key, value in row.items()} for row in bulletin.attachment_rows)
     return Rendered(html, text, buffer.getvalue().encode("utf-8-sig"))
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def unit_workbook(title: str, report_date: date, sheet: list[list]) -> bytes:
+    """The per-unit figures as an .xlsx: zip-compressed (a country's 2,850 units in well under a megabyte), opened
+    by Excel and WPS with the Chinese intact and without an import step, numbers kept as numbers so ops can sum
+    and sort; a figure with a qualifier ("600余") is the number shown with it. The same sheet gives the same
+    bytes — an edition is known by its hash — so the workbook's dates are the report date and every zip entry's
+    time is fixed (openpyxl would write the time of saving)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
+    from openpyxl.xml.functions import tostring
+
+    workbook = Workbook(write_only=True)
+    stamp = datetime(report_date.year, report_date.month, report_date.day)
+    workbook.properties.creator, workbook.properties.title = "closeout", title
+    worksheet = workbook.create_sheet("分单位数据")
+    worksheet.freeze_panes = "C2"
+    for column, width in enumerate((10, 14, 12, 10, *([12] * (len(sheet[0]) - 4))), start=1):
+        worksheet.column_dimensions[get_column_letter(column)].width = width
+
+    def written(value):
+        if value is None:
+            return "—"
+        if isinstance(value, tuple):
+            number, qualifier = value
+            if not qualifier:
+                return number
+            figure = WriteOnlyCell(worksheet, number)
+            figure.number_format = (
+                f'"{qualifier}"General' if qualifier in PREFIX_QUALIFIERS else f'General"{qualifier}"'
+            )
+            return figure
+        text = WriteOnlyCell(worksheet, value)
+        text.data_type = "s"  # a name starting with "=" stays text, never a formula
+        return text
+
+    for row in sheet:
+        worksheet.append([written(value) for value in row])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    workbook.properties.created = workbook.properties.modified = stamp
+    core = tostring(workbook.properties.to_tree())
+    out = io.BytesIO()
+    with zipfile.ZipFile(buffer) as saved, zipfile.ZipFile(out, "w") as fixed:
+        for info in saved.infolist():
+            data = core if info.filename == "docProps/core.xml" else saved.read(info)
+            fixed.writestr(zipfile.ZipInfo(info.filename, ZIP_EPOCH), data, zipfile.ZIP_DEFLATED)
+    return out.getvalue()

@@ -1,9 +1,9 @@
 """Editions: every bulletin rendered is an immutable edition of its report date — 正式 (the day's bulletin),
 补报 (a late unit's figures after it went out) or 更正 (a corrected figure after it went out).
 
-An edition's files live under <outbox>/<date>/<NN>/ (the bulletin as HTML and text, its CSV, and the corrections
-register rows it lists, 更正登记.csv, when it lists any) and are never overwritten; its row records their hash and
-the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
+An edition's files live under <outbox>/<date>/<NN>/ (the bulletin as HTML and text, its spreadsheet — a CSV, or an
+.xlsx when the units are shown by group — and the corrections register rows it lists, 更正登记.csv, when it lists
+any) and are never overwritten; its row records their hash and the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
 email act on an edition, and what is mailed is exactly its files.
 """
 

@@ -1,4 +1,4 @@
-"""The bulletin email: one edition as a UTF-8 message (text, HTML, the CSV), sent at most once per edition."""
+"""The bulletin email: one edition as a UTF-8 message (text, HTML, its spreadsheet), sent at most once per edition."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ class Delivery:
     recipients: tuple[str, ...]
 
 
+XLSX = "vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 def build_message(
     subject: str, rendered: Rendered, attachment_name: str, sender: str, recipients: tuple[str, ...], message_id: str
 ) -> EmailMessage:
@@ -43,9 +46,12 @@ def build_message(
     message.set_content(rendered.text.encode("utf-8"), maintype="text", subtype="plain", params={"charset": "utf-8"})
     message.add_alternative(rendered.html.encode("utf-8"), maintype="text", subtype="html", params={"charset": "utf-8"})
     # The policy encodes the Chinese file name per RFC 2231 (filename*=utf-8''...).
-    message.add_attachment(
-        rendered.attachment, maintype="text", subtype="csv", filename=attachment_name, params={"charset": "utf-8"}
-    )
+    if attachment_name.endswith(".xlsx"):
+        message.add_attachment(rendered.attachment, maintype="application", subtype=XLSX, filename=attachment_name)
+    else:
+        message.add_attachment(
+            rendered.attachment, maintype="text", subtype="csv", filename=attachment_name, params={"charset": "utf-8"}
+        )
     if rendered.register:
         message.add_attachment(
             rendered.register, maintype="text", subtype="csv", filename=REGISTER_FILE, params={"charset": "utf-8"}

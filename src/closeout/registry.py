@@ -41,12 +41,21 @@ def normalise_name(text: str) -> str:
 
 
 class Registry:
-    def __init__(self, region_code: str, region_name: str, region_slug: str, city_level: Unit, units: list[Unit]):
+    def __init__(
+        self,
+        region_code: str,
+        region_name: str,
+        region_slug: str,
+        city_level: Unit,
+        units: list[Unit],
+        group_names: dict[str, str] | None = None,
+    ):
         self.region_code = region_code
         self.region_name = region_name
         self.region_slug = region_slug
         self.city_level = city_level
         self.units = tuple(sorted(units, key=lambda u: u.code))
+        self.group_names = dict(group_names or {})
         self._by_code: dict[str, Unit] = {}
         for unit in self.all_units:
             other = self._by_code.setdefault(unit.code, unit)
@@ -103,6 +112,13 @@ class Registry:
             ]
         return []
 
+    def group_name(self, key: str) -> str:
+        """What the bulletin calls a group: its name in the registry's `groups`, else the name of the unit whose
+        code it is (a unit alone in its group), else the key."""
+        if key in self.group_names:
+            return self.group_names[key]
+        return self._by_code[key].name if key in self._by_code else key
+
     def groups(self) -> list[UnitGroup]:
         """Load groups in code order of their first unit; each group is one mapped task."""
         grouped: dict[str, list[Unit]] = {}
@@ -147,7 +163,8 @@ def _parsed_registry(path: str, mtime_ns: int, size: int) -> Registry:
         )
         for u in raw["units"]
     ]
-    return Registry(str(region["code"]), region["name"], region["slug"], city_level, units)
+    group_names = {str(key): name for key, name in (raw.get("groups") or {}).items()}
+    return Registry(str(region["code"]), region["name"], region["slug"], city_level, units, group_names)
 
 
 PICK_LIST_MAX = 200  # above this a pick list is no help: the form takes a code or name as text

@@ -40,6 +40,9 @@ class Settings:
     correction_batch: float = (
         30.0  # CLOSEOUT_CORRECTION_BATCH: minutes same-day changes gather before a 补报/更正 edition
     )
+    # CLOSEOUT_BULLETIN_TABLE_MAX_UNITS: above this many county-level units the bulletin shows group roll-ups and
+    # the per-unit figures travel as an .xlsx; at or below it, one column per unit and a CSV
+    bulletin_table_max_units: int = 30
 
     @property
     def archive_dir(self) -> Path:
@@ -88,6 +91,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         signoff=_choice(env, "CLOSEOUT_SIGNOFF", SIGNOFF_MODES, "when-incomplete"),
         quorum=_share(env, "CLOSEOUT_QUORUM", 0.5),
         correction_batch=_seconds(env, "CLOSEOUT_CORRECTION_BATCH", 30.0, "minutes"),
+        bulletin_table_max_units=_count(env, "CLOSEOUT_BULLETIN_TABLE_MAX_UNITS", 30),
     )
 
 
@@ -111,6 +115,13 @@ def _share(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"{name} must be between 0 and 1 (or 0% and 100%), got {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw and not (raw.isascii() and raw.isdigit()):
+        raise ValueError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw) if raw else default
 
 
 def _addresses(raw: str) -> tuple[str, ...]:

@@ -1,0 +1,177 @@
+"""Above CLOSEOUT_BULLETIN_TABLE_MAX_UNITS the bulletin shows groups and mails the units as an .xlsx: checked on a
+small registry with a low threshold, the store's answers given directly (no loading), so it runs in a second."""
+
+import io
+import zipfile
+from datetime import date, timedelta
+from email import policy
+from email.parser import BytesParser
+
+import openpyxl
+import pytest
+
+from closeout.bulletin import ZIP_EPOCH, build_bulletin, render
+from closeout.mailer import build_message, mailed_sha256
+from closeout.settings import load_settings
+
+DAY = date(2022, 3, 19)
+REGISTRY = """\
+region:
+  code: "330000"
+  name: 测试省
+  slug: test-province
+  city_level: {code: "330001", name: 省本级, slug: shengbenji}
+groups: {"3301": 甲市, "3302": 乙市}
+units:
+  - {code: "330102", name: 东城区, slug: dongcheng, group: "3301"}
+  - {code: "330103", name: 西城区, slug: xicheng, group: "3301"}
+  - {code: "330104", name: 南城区, slug: nancheng, group: "3301"}
+  - {code: "330202", name: 北山县, slug: beishan, group: "3302"}
+  - {code: "330203", name: 中山县, slug: zhongshan, group: "3302"}
+"""
+REPORTING = ("330102", "330103", "330104", "330202")  # 中山县 sends nothing: 缺报
+SOFT = ("330103", "donated_goods_kg", "余")  # 西城区 reports "N余公斤"
+
+
+class StoreAnswers:
+    """What the store answers the bulletin for two days of the registry above; any other question fails."""
+
+    def __init__(self, metrics: list[str]):
+        self.figures = {
+            day: {code: {m: 100 * n + i + offset for i, m in enumerate(metrics)} for n, code in enumerate(REPORTING)}
+            for day, offset in ((DAY - timedelta(days=1), 0), (DAY, 7))
+        }
+
+    def rows(self, name: str, params: dict) -> list[dict]:
+        statuses = [(c, "cleared" if c in REPORTING else "missing") for c in (*REPORTING, "330203")]
+        if name == "select_figures_between":
+            return [
+                {
+                    "report_date": day.isoformat(),
+                    "unit_code": code,
+                    "metric": metric,
+                    "value": value,
+                    "qualifier": SOFT[2] if (code, metric) == SOFT[:2] else "",
+                    "source_sha256": "sha",
+                }
+                for day, units in self.figures.items()
+                for code, figures in units.items()
+                for metric, value in figures.items()
+            ]
+        if name == "select_unit_days_between":
+            return [
+                {"report_date": d.isoformat(), "unit_code": c, "status": s} for d in self.figures for c, s in statuses
+            ]
+        if name == "select_unit_days":
+            return [{"unit_code": c, "status": s} for c, s in statuses]
+        quiet = ("select_narratives", "select_findings", "select_excusals", "select_day_revisions")
+        if name in (*quiet, "select_corrections_to_announce"):
+            return []
+        raise AssertionError(f"the bulletin asked the store an unexpected question: {name}")
+
+
+@pytest.fixture
+def ctx_with(ctx_for, tmp_path):
+    def build(max_units: int):
+        registry = tmp_path / "registry.yaml"
+        registry.write_text(REGISTRY, encoding="utf-8")
+        ctx = ctx_for(
+            f"sqlite:///{tmp_path / 'unused.db'}",
+            CLOSEOUT_REGISTRY=str(registry),
+            CLOSEOUT_BULLETIN_TABLE_MAX_UNITS=str(max_units),
+        )
+        ctx.store = StoreAnswers([m.key for m in ctx.catalogue.metrics])
+        return ctx
+
+    return build
+
+
+def test_above_the_threshold_the_body_shows_groups_and_the_units_travel_as_a_spreadsheet(ctx_with):
+    ctx = ctx_with(max_units=4)  # 5 units: one too many for a column each
+    bulletin = build_bulletin(ctx, DAY)
+    rendered = render(ctx, bulletin)
+    today = ctx.store.figures[DAY]
+
+    assert bulletin.by_group and bulletin.sections == [] and bulletin.attachment_rows == []
+    assert bulletin.attachment_name == "测试省疫情防控工作日报数据_2022-03-19.xlsx"
+    for body in (rendered.html, rendered.text):
+        assert "甲市" in body and "乙市" in body
+        assert not any(
+            name in body for name in ("东城区", "西城区", "南城区", "北山县")
+        )  # no unit column, no unit split
+        assert "中山县" in body  # the missing unit is still named (summary and notes)
+    assert "分地区数据" not in rendered.html and "分组汇总" in rendered.html
+    testing = next(s for s in bulletin.rollup if s["title"] == "二、核酸检测")
+    sampled = [c["label"] for c in testing["columns"]].index("采样人次")
+    groups = {row["label"]: (row["reported"], row["cells"][sampled]) for row in testing["rows"]}
+    first = sum(today[c]["sampled"] for c in ("330102", "330103", "330104"))
+    assert groups == {"甲市": ("3/3", str(first)), "乙市": ("1/2", str(today["330202"]["sampled"]))}  # no 省本级 row
+    assert testing["reported"] == "4/5"
+    assert bulletin.summary[0].startswith("3月19日0—24时，测试省新增本土确诊")  # the region, not 全市
+
+    sheet = openpyxl.load_workbook(io.BytesIO(rendered.attachment)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    metrics = ctx.catalogue.metrics
+    assert rows[0] == ("区划代码", "单位名称", "所属分组", "报送状态", *(f"{m.label}（{m.unit}）" for m in metrics))
+    assert [r[:4] for r in rows[1:]] == [
+        ("330102", "东城区", "甲市", "已结清"),
+        ("330103", "西城区", "甲市", "已结清"),
+        ("330104", "南城区", "甲市", "已结清"),
+        ("330202", "北山县", "乙市", "已结清"),
+        ("330203", "中山县", "乙市", "缺报"),
+        ("330001", "省本级", "省本级", "无单独报送"),
+        ("330000", "测试省（合计）", None, None),
+    ]
+    assert rows[5][4:] == ("—",) * len(metrics)  # missing is "—", never 0
+    totals = dict(zip((m.key for m in metrics), rows[-1][4:], strict=True))
+    assert totals == {m.key: sum(today[c][m.key] for c in REPORTING) for m in metrics}
+    soft = sheet.cell(row=3, column=5 + [m.key for m in metrics].index(SOFT[1]))
+    assert (soft.value, soft.number_format) == (today["330103"][SOFT[1]], 'General"余"')  # a number, shown as "N余"
+
+    again = render(ctx, build_bulletin(ctx, DAY))
+    assert again.attachment == rendered.attachment and again.sha256 == rendered.sha256  # an unchanged store
+    with zipfile.ZipFile(io.BytesIO(rendered.attachment)) as archive:
+        assert {info.date_time for info in archive.infolist()} == {ZIP_EPOCH}  # not the time of saving
+        assert b"2022-03-19T00:00:00Z" in archive.read("docProps/core.xml")
+
+
+def test_at_the_threshold_each_unit_keeps_its_column_and_the_csv(ctx_with):
+    ctx = ctx_with(max_units=5)
+    bulletin = build_bulletin(ctx, DAY)
+    rendered = render(ctx, bulletin)
+    assert not bulletin.by_group and bulletin.attachment_name.endswith(".csv")
+    assert "分地区数据" in rendered.html and "东城区" in rendered.html
+    assert len(bulletin.sections[0]["rows"][0]["cells"]) == 6  # five units and 省本级
+    assert rendered.attachment.startswith(b"\xef\xbb\xbf")
+
+
+def test_the_spreadsheet_is_mailed_as_xlsx_and_hashes_to_the_edition(ctx_with):
+    ctx = ctx_with(max_units=4)
+    bulletin = build_bulletin(ctx, DAY)
+    rendered = render(ctx, bulletin)
+    message = build_message(
+        bulletin.subject, rendered, bulletin.attachment_name, "closeout@test.invalid", ("a@test.invalid",), "<id@x>"
+    )
+    parsed = BytesParser(policy=policy.default).parsebytes(message.as_bytes())
+    (attachment,) = list(parsed.iter_attachments())
+    assert attachment.get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert attachment.get_filename() == bulletin.attachment_name
+    assert mailed_sha256(parsed) == rendered.sha256
+
+
+def test_the_threshold_setting():
+    assert load_settings({}).bulletin_table_max_units == 30  # a city shows its units; a province (~90) groups
+    assert load_settings({"CLOSEOUT_BULLETIN_TABLE_MAX_UNITS": "100"}).bulletin_table_max_units == 100
+    for bad in ("many", "-1", "3.5"):
+        with pytest.raises(ValueError, match="CLOSEOUT_BULLETIN_TABLE_MAX_UNITS"):
+            load_settings({"CLOSEOUT_BULLETIN_TABLE_MAX_UNITS": bad})
+
+
+def test_text_in_the_spreadsheet_never_becomes_a_formula():
+    from closeout.bulletin import unit_workbook
+
+    data = unit_workbook("t", DAY, [["区划代码", "单位名称"], ["330102", '=HYPERLINK("http://x.invalid","点击")']])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
+    cell = openpyxl.load_workbook(io.BytesIO(data)).active["B2"]
+    assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x.invalid","点击")', "s")
