@@ -31,21 +31,17 @@ UNITS, UNIT_NAMES = pick_list()
 
 
 def _form():
-    """The form's values, the run's signer and when the run started (its changes are those recorded since)."""
+    """The form's values and the run's signer."""
     from datetime import date
-
-    from closeout.settings import LOCAL_TZ
 
     context = get_current_context()
     params, dag_run = context["params"], context["dag_run"]
-    started = (dag_run.start_date or dag_run.run_after).astimezone(LOCAL_TZ).isoformat(timespec="milliseconds")
     return (
         date.fromisoformat(str(params["from_date"])),
         date.fromisoformat(str(params["through_date"])),
         list(params.get("units") or []),
         str(params.get("reason") or ""),
         dag_run.triggering_user_name or "（未具名）",
-        started,
     )
 
 
@@ -95,11 +91,15 @@ def closeout_reclose_range():
         from closeout.reclose_range import RangeRefused, reclose_range
         from closeout.settings import LOCAL_TZ
 
-        first, last, units, reason, actor, started = _form()
-        ctx = Context.from_env()
-        today = get_current_context()["dag_run"].run_after.astimezone(LOCAL_TZ).date()
+        first, last, units, reason, actor = _form()
+        ctx, dag_run = Context.from_env(), get_current_context()["dag_run"]
+        today = dag_run.run_after.astimezone(LOCAL_TZ).date()
+        # The run's start, so a retry's summary still holds what an earlier try recorded (dag.test sets none).
+        since = (
+            dag_run.start_date.astimezone(LOCAL_TZ).isoformat(timespec="milliseconds") if dag_run.start_date else None
+        )
         try:
-            result = reclose_range(ctx, first, last, units, reason, actor, today, since=started)
+            result = reclose_range(ctx, first, last, units, reason, actor, today, since=since)
         except (RangeRefused, ReasonRequired, ValueError) as exc:  # the form needs fixing, not a retry
             raise OperatorMustAct(str(exc)) from exc
         for day, lines in result.changed.items():
@@ -107,7 +107,12 @@ def closeout_reclose_range():
         for label in result.editions:
             print(f"已生成 {label}（未单独发送）")
         # Counts and a list of days, never the per-figure lines: a year is 365 days.
-        return {"changed_days": list(result.changed), "editions": len(result.editions), "failed": result.failed}
+        return {
+            "since": result.since,
+            "changed_days": list(result.changed),
+            "editions": len(result.editions),
+            "failed": result.failed,
+        }
 
     @task(task_display_name="发送汇总 mail_summary", trigger_rule="all_done")
     def mail_summary() -> str | None:
@@ -115,11 +120,15 @@ def closeout_reclose_range():
         from closeout.context import Context
         from closeout.reclose_range import changed_days, send_summary, summary_lines
 
-        first, last, _, reason, actor, started = _form()
+        outcome = get_current_context()["ti"].xcom_pull(task_ids="reclose_days")
+        if not outcome:  # refused, or failed before it finished: nothing to tell
+            print("重新结清未完成，不发汇总邮件 / the re-close did not finish: no summary mailed")
+            return None
+        first, last, _, reason, actor = _form()
         ctx = Context.from_env()
-        print("\n".join(summary_lines(first, last, changed_days(ctx, first, started, actor))))
+        print("\n".join(summary_lines(first, last, changed_days(ctx, first, outcome["since"], actor))))
         sender, connect = smtp(ctx.settings.sender)
-        subject = send_summary(ctx, first, last, started, actor, reason, sender, connect)
+        subject = send_summary(ctx, first, last, outcome["since"], actor, reason, sender, connect)
         print(subject or "没有新的变化，不发汇总邮件 / nothing new: no summary mailed")
         return subject
 
