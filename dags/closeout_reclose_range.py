@@ -100,7 +100,7 @@ def closeout_reclose_range():
         )
         try:
             result = reclose_range(ctx, first, last, units, reason, actor, today, since=since)
-        except (RangeRefused, ReasonRequired, ValueError) as exc:  # the form needs fixing, not a retry
+        except (RangeRefused, ReasonRequired) as exc:  # the form needs fixing, not a retry
             raise OperatorMustAct(str(exc)) from exc
         for day, lines in result.changed.items():
             print(f"{day}:\n" + "\n".join(f"  {line}" for line in lines))

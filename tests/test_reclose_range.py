@@ -122,7 +122,7 @@ def test_a_range_is_refused_backwards_in_the_future_unpublished_or_without_a_rea
         reclose_range(ctx, date(2022, 3, 10), LAST, [], "复核", "w", TODAY)
     with pytest.raises(ReasonRequired):
         reclose_range(ctx, FIRST, LAST, [], "  ", "w", TODAY)
-    with pytest.raises(ValueError, match="不在名录中"):
+    with pytest.raises(RangeRefused, match="不在名录中"):
         reclose_range(ctx, FIRST, LAST, ["火星县"], "复核", "w", TODAY)
     assert register(ctx, FIRST) == []  # refused before anything was loaded
 

@@ -201,7 +201,7 @@ def reclose_days(ctx: Context, first: date, last: date, units: list[str], reason
 
     try:
         result = reclose_range(ctx, first, last, units, reason, actor, datetime.now(LOCAL_TZ).date())
-    except (RangeRefused, ReasonRequired, ValueError) as exc:
+    except (RangeRefused, ReasonRequired) as exc:  # refused before anything changed
         print(exc, file=sys.stderr)
         return 2
     for day, lines in result.changed.items():

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from closeout.context import Context
-from closeout.reclose import RunRequest, recheck_later_days, reconcile_recording, run_request
+from closeout.reclose import ReasonRequired, RunRequest, recheck_later_days, reconcile_recording, run_request
 from closeout.store import now_local
 
 Connect = Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]]
@@ -76,7 +76,12 @@ def range_request(
             f"{shown} 尚未结清发布：重新结清只用于日报已发出的日期，这些日期请先用 daily_closeout 结清 / "
             "the range includes days never published"
         )
-    return run_request(ctx, first, {"report_date": first.isoformat(), "units": units, "reason": reason}, actor)
+    try:
+        return run_request(ctx, first, {"report_date": first.isoformat(), "units": units, "reason": reason}, actor)
+    except ReasonRequired:
+        raise
+    except ValueError as exc:  # a unit not in the registry
+        raise RangeRefused(str(exc)) from exc
 
 
 def reclose_range(
