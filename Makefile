@@ -28,8 +28,11 @@ DEMO_ENV := AIRFLOW_HOME=$(DATA)/airflow \
 SCALES ?= city,province,country
 BACKENDS ?= sqlite,postgresql
 AIRFLOW ?= yes
+# make bench-reclose: how many city days to publish and then re-close in one run, on which store
+RECLOSE_DAYS ?= 365
+RECLOSE_BACKEND ?= postgresql
 
-.PHONY: help install demo airflow test lint bench clean-demo
+.PHONY: help install demo airflow test lint bench bench-reclose clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -81,6 +84,9 @@ lint: install ## ruff, including Airflow 3 migration rules (AIR3)
 bench: install ## time one day at city, province and country scale on SQLite and PostgreSQL, check the store (docs/PERFORMANCE.md)
 	$(VENV_BIN)/python -m bench.run --scales $(SCALES) --backends $(BACKENDS) $(if $(filter no,$(AIRFLOW)),--skip-airflow)
 	$(VENV_BIN)/python -m bench.task_cost
+
+bench-reclose: install ## time re-closing a year of city days in one run (closeout reclose FROM TO), check the cascade
+	$(VENV_BIN)/python -m bench.reclose --days $(RECLOSE_DAYS) --backend $(RECLOSE_BACKEND)
 
 clean-demo: ## remove data/ (store, archive, outbox, mails) to run the demo from scratch
 	rm -rf $(DATA)

@@ -24,7 +24,8 @@ Asia/Shanghai). It runs daily at the cutoff; every task is safe to re-run. Failu
 日报发出后收件再入库的迟交或更正文件，由 `closeout_intake` 攒够 `CLOSEOUT_CORRECTION_BATCH` 分钟后自动触发本日期的
 一次运行：生成一期 **补报** / **更正** 版，逐条列出变化，按同样的审核规则发出一次；次日正式日报的数据说明里再列一次。
 **重新结清过去某天**：Trigger 表单选统计日期、要重新入库的单位，并必须写原因（记入更正登记、署您的用户名）；
-`recheck_later_days` 报告其后哪些天随之变化。详见 docs/operations.md“日报的期”。
+`recheck_later_days` 报告其后哪些天随之变化。一段日期（例如县里重报一年）用 `closeout_reclose_range` 一次运行按顺序
+重新结清，只发一封汇总邮件。详见 docs/operations.md“日报的期”。
 """
 
 from __future__ import annotations

@@ -112,3 +112,14 @@ def test_a_national_day_closes_on_postgresql_and_its_attachment_totals_are_the_f
     labels = {f"{m.label}（{m.unit}）": m.key for m in ctx.catalogue.metrics}
     totals = {labels[name]: value for name, value in zip(header[4:], total[4:], strict=True)}
     assert totals == expected
+
+
+@pytest.mark.integration
+def test_the_range_reclose_bench_checks_its_cascade_on_a_few_days(tmp_path):
+    """`make bench-reclose` reduced to three days: the corrected county's cascade, the summary and the no-op re-run
+    are checked (timings printed by the bench, never asserted)."""
+    from bench.reclose import run
+
+    figures = run(3, "sqlite", tmp_path, PG_ADMIN_URL, progress=lambda line: None)
+    assert figures["problems"] == []
+    assert (figures["changed_days"], figures["editions"]) == (3, 3)

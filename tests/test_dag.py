@@ -45,7 +45,7 @@ def test_dagbag_integrity(airflow_db):
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    assert sorted(bag.dags) == ["closeout_intake", "closeout_mark_absent", "daily_closeout"]
+    assert sorted(bag.dags) == ["closeout_intake", "closeout_mark_absent", "closeout_reclose_range", "daily_closeout"]
     for dag in bag.dags.values():
         assert {"closeout", "日清日结"} <= set(dag.tags)
         assert dag.doc_md and "runbook" in dag.doc_md and "| 任务 task |" in dag.doc_md
@@ -396,3 +396,60 @@ def test_intake_hands_a_due_batch_of_changes_to_one_closeout_run(e2e, monkeypatc
         assert reissue == ("success" if minute == 0 else "skipped"), reissue
     [run] = [r for r in DagRun.find(dag_id="daily_closeout") if r.run_id.startswith("reissue__2022-03-19__")]
     assert run.conf == {"report_date": "2022-03-19", "reissue": True, "units": ["330802"]}
+
+
+def test_a_range_of_published_days_is_reclosed_in_one_run_with_one_summary_mail(
+    airflow_db, db_url, ctx_for, make_env, monkeypatch, smtp_sink, tmp_path
+):
+    """closeout_reclose_range through `dag.test(run_conf=…)`: the 18th and 19th re-closed in order, one summary
+    mail, no 更正 mail per day; the same range again mails nothing; a backwards range fails before changing."""
+    from conftest import publish
+    from test_load_and_store import close_day, smtp_connect
+    from test_reclose_and_reissue import set_line
+
+    from closeout.editions import editions_of
+
+    inbox = tmp_path / "inbox"
+    march_18 = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
+    copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    ctx = ctx_for(db_url, inbox)
+    days = [datetime(2022, 3, 18).date(), datetime(2022, 3, 19).date()]
+    for day in days:
+        close_day(ctx, day)
+        publish(ctx, day, smtp_connect(smtp_sink))
+    set_line(march_18 / "330802.csv", "new_confirmed", 2)
+    set_line(march_18 / "330802.csv", "new_asymptomatic", 2)
+    bulletins = len(received_mails(smtp_sink.folder))
+    conf = {"from_date": "2022-03-18", "through_date": "2022-03-19", "units": ["柯城区"], "reason": "流调复核"}
+
+    def run_range(conf):
+        for key, value in make_env(db_url, inbox).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            f"smtp://{smtp_sink.hostname}:{smtp_sink.port}?disable_ssl=true&disable_tls=true",
+        )
+        from airflow.dag_processing.dagbag import DagBag
+
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "closeout_reclose_range.py")).dags["closeout_reclose_range"]
+        run = dag.test(logical_date=datetime(2022, 3, 25, 10, tzinfo=ZoneInfo("Asia/Shanghai")), run_conf=conf)
+        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}, run
+
+    tis, run = run_range(conf)
+    assert set(tis.values()) == {"success"} and str(run.state) == "success", tis
+    [summary] = received_mails(smtp_sink.folder)[bulletins:]
+    assert summary["Subject"] == "【重新结清】2022-03-18 至 2022-03-19：2 天已发布的数字有变化"
+    assert (
+        "2022-03-18 更正 2 项，重算 1 项；已生成第2期（更正），未单独发送" in summary.get_body(("plain",)).get_content()
+    )
+    assert [len(editions_of(ctx, day)) for day in days] == [2, 1]  # the 19th only recalculated
+    signed = ctx.store.rows("select_corrections_register", {"since": "2022-03-18"})
+    assert {(r["kind"], r["recorded_by"]) for r in signed} == {("correction", "dag_test"), ("recalculated", "dag_test")}
+
+    tis, run = run_range(conf)  # the same range again: nothing changes, nothing is mailed
+    assert set(tis.values()) == {"success"}
+    assert len(received_mails(smtp_sink.folder)) == bulletins + 1
+    assert len(ctx.store.rows("select_corrections_register", {"since": "2022-03-18"})) == len(signed)
+    tis, run = run_range({**conf, "from_date": "2022-03-19", "through_date": "2022-03-18"})
+    assert tis["reclose_days"] == "failed" and tis["confirm_reclosed"] == "upstream_failed"
+    assert str(run.state) == "failed" and len(received_mails(smtp_sink.folder)) == bulletins + 1

@@ -136,6 +136,13 @@ def test_an_intake_tick_after_midnight_still_works_for_the_day_before():
             None,
             "统计日期 2022-03-20 · 标记缺报 330824",
         ),
+        (
+            "closeout_reclose_range",
+            {"from_date": "2022-03-13", "through_date": "2022-03-19", "reason": " 县里重报 "},
+            None,
+            datetime(2026, 11, 29, tzinfo=UTC),
+            "重新结清 2022-03-13 至 2022-03-19：县里重报",
+        ),
         ("daily_closeout", {"report_date": "20.3.2022"}, None, datetime(2026, 11, 29, tzinfo=UTC), None),
         ("someone_elses_dag", None, datetime(2022, 3, 20, tzinfo=UTC), None, None),
     ],

@@ -67,6 +67,9 @@ def run_note(dag_id: str, conf: dict | None, logical_date, run_after) -> str | N
                     return f"统计日期 {day} · 重新结清：{str(conf['reason']).strip()[:60]}"
                 return f"统计日期 {day}（表单指定）"
             return f"统计日期 {report_date_for(logical_date, run_after).isoformat()}"
+        if dag_id == "closeout_reclose_range" and conf.get("from_date"):
+            span = f"{date.fromisoformat(str(conf['from_date']))} 至 {date.fromisoformat(str(conf['through_date']))}"
+            return f"重新结清 {span}：{str(conf.get('reason') or '').strip()[:60]}"
         if dag_id == "closeout_mark_absent" and conf.get("report_date"):
             return f"统计日期 {conf['report_date']} · 标记缺报 {conf.get('unit', '')}".strip()
     except (ValueError, TypeError, AttributeError):

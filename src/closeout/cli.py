@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from datetime import date
+from datetime import date, datetime
 
 from closeout.bulletin import STATUS_LABELS
 from closeout.context import Context
@@ -191,6 +191,30 @@ def reclose(ctx: Context, day: date, units: list[str], reason: str, actor: str) 
     return 0
 
 
+def reclose_days(ctx: Context, first: date, last: date, units: list[str], reason: str, actor: str) -> int:
+    """Re-close every day from `first` to `last` in one go (closeout.reclose_range): days in order, the later
+    published days re-checked once, each changed day's edition rendered into the outbox. Mails nothing: what
+    changed is printed here (the Airflow DAG closeout_reclose_range mails one summary)."""
+    from closeout.reclose import ReasonRequired
+    from closeout.reclose_range import RangeRefused, changed_days, reclose_range, summary_lines
+    from closeout.settings import LOCAL_TZ
+
+    try:
+        result = reclose_range(ctx, first, last, units, reason, actor, datetime.now(LOCAL_TZ).date())
+    except (RangeRefused, ReasonRequired) as exc:  # refused before anything changed
+        print(exc, file=sys.stderr)
+        return 2
+    for day, lines in result.changed.items():
+        print(f"{day}:")
+        print("\n".join(f"  {line}" for line in lines))
+    print("\n".join(summary_lines(first, last, changed_days(ctx, first, result.since, result.signed_by))))
+    for label in result.editions:
+        print(f"已生成 {label}（未发送）")
+    for line in result.failed:
+        print(f"未入库：{line}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
 def contract(ctx: Context, check: bool) -> int:
     """Rewrite the generated parts of docs/submission-format.md (or, with --check, fail if they are stale)."""
     from closeout.contract import generated_blocks, render_document
@@ -221,8 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     contract_command.add_argument("--check", action="store_true", help="fail if the document is stale")
     register = commands.add_parser("corrections", help="the corrections register (CSV) of published figures")
     register.add_argument("--since", type=date.fromisoformat, help="report dates from YYYY-MM-DD")
-    reclose_command = commands.add_parser("reclose", help="re-close a published day: reload units, re-check later days")
-    reclose_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
+    reclose_command = commands.add_parser(
+        "reclose", help="re-close a published day, or every day FROM..TO in order: reload units, re-check later days"
+    )
+    reclose_command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD (FROM with a TO)")
+    reclose_command.add_argument(
+        "through", nargs="?", type=date.fromisoformat, help="YYYY-MM-DD: re-close every day up to this one too"
+    )
     reclose_command.add_argument("--unit", action="append", default=[], help="unit code, slug or name (repeatable)")
     reclose_command.add_argument("--reason", required=True, help="why (signs the corrections, kept in the register)")
     commands.add_parser("check-registry", help="check the registry as the day will use it (names, codes, groups)")
@@ -252,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "corrections":
         return corrections(ctx, args.since)
     actor = f"{getpass.getuser()} (closeout CLI)"
+    if args.command == "reclose" and args.through is not None:
+        return reclose_days(ctx, args.report_date, args.through, args.unit, args.reason, actor)
     if args.command == "reclose":
         return reclose(ctx, args.report_date, args.unit, args.reason, actor)
     if args.command == "confirm-delivery":

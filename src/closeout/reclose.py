@@ -25,57 +25,64 @@ def published(ctx: Context, report_date: date) -> bool:
     return bool(ctx.store.rows("select_published", {"report_date": report_date.isoformat()}))
 
 
-def recheck_later_days(ctx: Context, report_date: date, actor: str = "") -> dict[str, list[str]]:
+def recheck_later_days(ctx: Context, report_date: date, actor: str = "", because: str = "") -> dict[str, list[str]]:
     """Reconcile every later published day again; {day: one line per changed figure or new break}, only the days
     that changed. Safe to repeat: a second pass finds nothing new."""
-    from closeout.reconcile import reconcile_day
-
     report: dict[str, list[str]] = {}
-    names = ctx.unit_names()
-    because = f"随{report_date.month}月{report_date.day}日数据更正重算"
+    because = because or f"随{report_date.month}月{report_date.day}日数据更正重算"
     for row in ctx.store.rows("select_published_days_after", {"report_date": report_date.isoformat()}):
         later = date.fromisoformat(row["report_date"])
-        key = {"report_date": later.isoformat()}
-        derived_before = _derived(ctx, later)
-        breaks_before = {(r["unit_code"], r["rule"], r["metric"]) for r in ctx.store.rows("select_hard_findings", key)}
-        reconcile_day(ctx, later)
-        derived_after = _derived(ctx, later)
-        recorded_at = now_local()
-        revisions, lines = [], []
-        for unit_metric in sorted(set(derived_before) | set(derived_after)):
-            old, new = derived_before.get(unit_metric), derived_after.get(unit_metric)
-            if old == new:
-                continue
-            unit_code, metric = unit_metric
-            stamp = hashlib.sha256(f"{report_date}|{new}|{recorded_at}".encode()).hexdigest()[:16]
-            revisions.append(
-                {
-                    **key,
-                    "unit_code": unit_code,
-                    "metric": metric,
-                    "old_value": old,
-                    "new_value": new,
-                    "old_qualifier": "",
-                    "new_qualifier": "",
-                    "old_sha256": "derived",
-                    "new_sha256": f"derived-{stamp}",
-                    "kind": "recalculated",
-                    "reason": because,
-                    "recorded_at": recorded_at,
-                    "recorded_by": actor,
-                }
-            )
-            label = ctx.catalogue.by_key[metric].label
-            lines.append(f"{names.get(unit_code, unit_code)} {label} {_shown(old)} → {_shown(new)}")
-        if revisions:
-            with ctx.store.transaction() as conn:
-                ctx.store.insert_rows(conn, "insert_revision", revisions)
-        for r in ctx.store.rows("select_hard_findings", key):
-            if (r["unit_code"], r["rule"], r["metric"]) not in breaks_before:
-                lines.append(f"新的不平衡 / new break: {r['line']}")
+        lines = reconcile_recording(ctx, later, because, actor)
         if lines:
             report[later.isoformat()] = lines
     return report
+
+
+def reconcile_recording(ctx: Context, day: date, because: str, actor: str = "") -> list[str]:
+    """Reconcile a published day again: a derived figure that changes is recorded as a recalculated revision
+    (signed `actor`, reason `because`); one line per changed figure or new break."""
+    from closeout.reconcile import reconcile_day
+
+    key = {"report_date": day.isoformat()}
+    names = ctx.unit_names()
+    derived_before = _derived(ctx, day)
+    breaks_before = {(r["unit_code"], r["rule"], r["metric"]) for r in ctx.store.rows("select_hard_findings", key)}
+    reconcile_day(ctx, day)
+    derived_after = _derived(ctx, day)
+    recorded_at = now_local()
+    revisions, lines = [], []
+    for unit_metric in sorted(set(derived_before) | set(derived_after)):
+        old, new = derived_before.get(unit_metric), derived_after.get(unit_metric)
+        if old == new:
+            continue
+        unit_code, metric = unit_metric
+        stamp = hashlib.sha256(f"{because}|{new}|{recorded_at}".encode()).hexdigest()[:16]
+        revisions.append(
+            {
+                **key,
+                "unit_code": unit_code,
+                "metric": metric,
+                "old_value": old,
+                "new_value": new,
+                "old_qualifier": "",
+                "new_qualifier": "",
+                "old_sha256": "derived",
+                "new_sha256": f"derived-{stamp}",
+                "kind": "recalculated",
+                "reason": because,
+                "recorded_at": recorded_at,
+                "recorded_by": actor,
+            }
+        )
+        label = ctx.catalogue.by_key[metric].label
+        lines.append(f"{names.get(unit_code, unit_code)} {label} {_shown(old)} → {_shown(new)}")
+    if revisions:
+        with ctx.store.transaction() as conn:
+            ctx.store.insert_rows(conn, "insert_revision", revisions)
+    for r in ctx.store.rows("select_hard_findings", key):
+        if (r["unit_code"], r["rule"], r["metric"]) not in breaks_before:
+            lines.append(f"新的不平衡 / new break: {r['line']}")
+    return lines
 
 
 def report_lines(report_date: date, changed: dict[str, list[str]]) -> list[str]:
