@@ -144,10 +144,6 @@ class Store:
             raise ValueError(f"{name}: {len(columns)} columns but {len(params)} values")
         return table, columns, params
 
-    def set_unit_day(self, conn: Connection, report_date: str, unit_code: str, status: str, detail: str = "") -> None:
-        """A unit's close-out status for the day; unchanged status and detail leave the row untouched."""
-        self.run(conn, "upsert_unit_day", unit_day(report_date, unit_code, status, detail))
-
     def rows(self, name: str, params: dict | None = None) -> list[dict]:
         with self.engine.connect() as conn:
             result = conn.execute(self._statement(name, params or {}), params or {})
@@ -159,7 +155,7 @@ class Store:
 
 
 def unit_day(report_date: str, unit_code: str, status: str, detail: str = "") -> dict:
-    """A row of upsert_unit_day: set one with Store.set_unit_day, or many with Store.run."""
+    """A row of upsert_unit_day (a unit's close-out status for the day; an unchanged one leaves the row alone)."""
     return {
         "report_date": report_date,
         "unit_code": unit_code,
