@@ -17,6 +17,7 @@ import pandas as pd
 
 from closeout.catalogue import Catalogue, Check
 from closeout.findings import Finding
+from closeout.gxcompile import NEGATED, compile_for_frame
 from closeout.numbers import render_value
 
 ROW_RULES = {
@@ -60,11 +61,11 @@ class GxRunner:
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
         self.source = self.context.data_sources.add_pandas("closeout")
 
-    def failures(self, frame: pd.DataFrame, expectations: list) -> list[Failure]:
+    def failures(self, frame: pd.DataFrame, expectations: list, suite: str = "") -> list[Failure]:
         """Run the expectations on the frame; each failure carries the frame indices it hit."""
         if frame.empty or not expectations:
             return []
-        name = f"batch-{uuid.uuid4().hex[:12]}"
+        name = f"{suite or 'batch'}-{uuid.uuid4().hex[:12]}"
         asset = self.source.add_dataframe_asset(name)
         batch_definition = asset.add_batch_definition_whole_dataframe(name)
         suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
@@ -131,17 +132,20 @@ def completeness_expectations(gx) -> list:
     ]
 
 
-def check_expectations(gx, checks: list[Check]) -> list:
-    return [
-        gx.expectations.ExpectColumnValuesToBeInSet(
-            column=check_column(check), value_set=[True], meta={"rule": check.name, "column": check_column(check)}
+def check_expectations(gx, checks: list[Check]) -> tuple[list, list[str]]:
+    """The checks compiled to GX expectations (meta: the check's position), and the columns to negate."""
+    expectations, negated = [], []
+    for position, check in enumerate(checks):
+        compiled = compile_for_frame(check)
+        expectations.append(
+            getattr(gx.expectations, compiled.type)(
+                **compiled.kwargs,
+                description=check.label,
+                meta={"rule": check.name, "metric": check.metric or "", "check": position},
+            )
         )
-        for check in checks
-    ]
-
-
-def check_column(check: Check) -> str:
-    return f"ok__{check.name}__{check.metric or ''}"
+        negated += [n for n in compiled.negated if n not in negated]
+    return expectations, negated
 
 
 def format_number(value) -> str:
@@ -160,41 +164,54 @@ def run_checks(
     unit_names: dict[str, str],
     stage: str,
 ) -> list[Finding]:
-    """Evaluate checks on the wide frame (index: unit code). Missing today ≠ wrong; missing history: skipped."""
-    findings: list[Finding] = []
-    frame = pd.DataFrame(index=wide.index)
-    for check in checks:
-        verdicts = []
-        for unit_code, row in wide.iterrows():
-            values = {name: row.get(name) for name in check.needs}
-            absent = [n for n, v in values.items() if v is None or (isinstance(v, float) and math.isnan(v))]
-            if not absent:
-                verdicts.append(check.expr(values))
-                continue
-            verdicts.append(None)
-            today_absent = [n for n in absent if n in check.today_names]
-            if today_absent and len(today_absent) < len(check.today_names) and check.metric is None:
-                labels = "、".join(catalogue.by_key[n].display for n in today_absent if n in catalogue.by_key)
-                findings.append(
-                    Finding(
-                        report_date,
-                        unit_code,
-                        unit_names[unit_code],
-                        "missing",
-                        stage,
-                        check.name,
-                        f"缺少{labels}，无法核验“{check.label}”",
-                    )
-                )
-        frame[check_column(check)] = pd.Series(verdicts, index=wide.index, dtype=object)
+    """Evaluate checks on the wide frame (index: unit code) with the expectations they compile to, in one GX
+    run for the whole frame. Missing today ≠ wrong; missing history: skipped (the expectations skip rows
+    where a name is missing)."""
+    findings = missing_findings(wide, checks, catalogue, report_date, unit_names, stage)
+    names = sorted({name for check in checks for name in check.needs})
+    frame = wide.reindex(columns=names).astype(float).reset_index(drop=True)
+    expectations, negated = check_expectations(runner.gx, checks)
+    for name in negated:
+        frame[NEGATED + name] = -frame[name]
     units = list(wide.index)
-    by_column = {check_column(check): check for check in checks}
-    for failure in runner.failures(frame, check_expectations(runner.gx, checks)):
-        check = by_column[failure.meta["column"]]
-        for index in failure.indices:
+    failed = runner.failures(frame, expectations, suite=f"{stage}-checks")
+    for failure in sorted(failed, key=lambda f: f.meta["check"]):
+        check = checks[failure.meta["check"]]
+        for index in sorted(failure.indices):
             unit_code = units[index]
             row = wide.loc[unit_code]
             findings.append(_check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], stage))
+    return findings
+
+
+def missing_findings(
+    wide: pd.DataFrame,
+    checks: list[Check],
+    catalogue: Catalogue,
+    report_date: date,
+    unit_names: dict[str, str],
+    stage: str,
+) -> list[Finding]:
+    """A check whose unit sent some of today's figures it needs but not all: "缺少…，无法核验" (never "wrong")."""
+    findings = []
+    for check in checks:
+        if check.metric is not None:
+            continue
+        today = list(check.today_names)
+        absent = wide.reindex(columns=today).isna()
+        for unit_code, row in absent[absent.any(axis=1) & ~absent.all(axis=1)].iterrows():
+            labels = "、".join(catalogue.by_key[n].display for n in today if row[n] and n in catalogue.by_key)
+            findings.append(
+                Finding(
+                    report_date,
+                    unit_code,
+                    unit_names[unit_code],
+                    "missing",
+                    stage,
+                    check.name,
+                    f"缺少{labels}，无法核验“{check.label}”",
+                )
+            )
     return findings
 
 

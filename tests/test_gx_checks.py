@@ -1,0 +1,177 @@
+"""checks.yaml compiled to Great Expectations: the expectation each rule becomes, and GX (not Python) deciding."""
+
+import pandas as pd
+import pytest
+from test_rules import CHECK_CASES, DAY, checks_named
+
+from closeout.catalogue import Check, load_catalogue
+from closeout.checks import GxRunner, check_expectations, run_checks
+from closeout.expressions import Expression
+from closeout.gxcompile import compile_for_frame, pandas_violation, sql_violation
+from closeout.settings import load_settings
+
+# rule: the GX expectation it compiles to on the batch frame
+EXPECTED_TYPES = {
+    "points_within_lanes": "ExpectColumnPairValuesAToBeGreaterThanB",
+    "testing_funnel": "ExpectMulticolumnSumToEqual",
+    "positive_within_tested": "ExpectColumnPairValuesAToBeGreaterThanB",
+    "reclassified_within_confirmed": "ExpectColumnPairValuesAToBeGreaterThanB",
+    "pending_balance": "ExpectMulticolumnSumToEqual",
+    "isolation_balance": "ExpectMulticolumnSumToEqual",
+    "positivity_rate": "ExpectColumnValuesToBeNull",
+    "jump": "ExpectColumnValuesToBeNull",
+    "stale": "ExpectColumnValuesToBeNull",
+}
+
+
+def check(expr: str, needs=None) -> Check:
+    parsed = Expression(expr)
+    return Check("c", "规则", "hard", "validate", parsed, tuple(needs or sorted(parsed.names)), "")
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    settings = load_settings({})
+    return load_catalogue(settings.catalogue_path, settings.checks_path)
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return GxRunner()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("expr", "a", "b", "or_equal"),
+    [("x <= y", "y", "x", True), ("x < y", "y", "x", False), ("x >= y", "x", "y", True), ("x > y", "x", "y", False)],
+)
+def test_an_order_of_two_names_is_a_column_pair_comparison(expr, a, b, or_equal):
+    compiled = compile_for_frame(check(expr))
+    assert compiled.type == "ExpectColumnPairValuesAToBeGreaterThanB"
+    assert compiled.kwargs == {
+        "column_A": a,
+        "column_B": b,
+        "or_equal": or_equal,
+        "ignore_row_if": "either_value_is_missing",
+    }
+
+
+@pytest.mark.unit
+def test_equal_names_are_a_column_pair_equality():
+    assert compile_for_frame(check("x == y")).kwargs == {
+        "column_A": "x",
+        "column_B": "y",
+        "ignore_row_if": "either_value_is_missing",
+    }
+
+
+@pytest.mark.unit
+def test_a_linear_balance_is_a_sum_of_signed_columns():
+    compiled = compile_for_frame(check("s == p + n - t + 5"))
+    assert compiled.type == "ExpectMulticolumnSumToEqual"
+    assert sorted(compiled.kwargs["column_list"]) == ["neg__n", "neg__p", "s", "t"]
+    assert compiled.kwargs["sum_total"] == 5 and compiled.kwargs["ignore_row_if"] == "any_value_is_missing"
+    assert sorted(compiled.negated) == ["n", "p"]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "expr",
+    ["s == 2 * p", "s == p * t", "s != p", "a <= b + c", "not (a > 1 and b > 0.4 * a)", "s == p - p + t"],
+)
+def test_other_shapes_fall_back_to_a_row_condition_selecting_the_broken_rows(expr):
+    compiled = compile_for_frame(check(expr))
+    assert compiled.type == "ExpectColumnValuesToBeNull"
+    assert compiled.kwargs["condition_parser"] == "pandas"
+    assert compiled.kwargs["row_condition"] == pandas_violation(check(expr))
+
+
+@pytest.mark.unit
+def test_a_name_needed_beyond_the_expression_keeps_the_exact_fallback():
+    assert compile_for_frame(check("x <= y", needs=["x", "y", "z"])).type == "ExpectColumnValuesToBeNull"
+
+
+@pytest.mark.unit
+def test_violation_conditions_require_every_needed_name_and_drop_a_double_negation():
+    rule = check("not (t > 100 and p > 0.4 * t)", needs=["t", "p"])
+    assert pandas_violation(rule) == "(t == t) and (p == p) and (t > 100 and p > 0.4 * t)"
+    assert sql_violation(rule) == '"t" IS NOT NULL AND "p" IS NOT NULL AND (("t" > 100) AND ("p" > (0.4 * "t")))'
+    assert sql_violation(check("a < b <= c / 2")) == (
+        '"a" IS NOT NULL AND "b" IS NOT NULL AND "c" IS NOT NULL AND NOT ("a" < "b" AND "b" <= ("c" * 1.0 / 2))'
+    )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "expr", ["a == b + c", "not (a > 1 and b > 0.4 * a)", "a != 0 and a == b and a == c", "a < b <= -c / 2 or not a"]
+)
+def test_sql_and_pandas_conditions_select_the_rows_python_calls_broken(expr):
+    rule = check(expr)
+    rows = [dict(zip("abc", v, strict=True)) for v in [(3, 1, 2), (3, 1, 1), (0, 0, 0), (5, 5, 5), (1, 2, -8)]]
+    broken = [i for i, row in enumerate(rows) if not rule.expr(row)]
+    frame = pd.DataFrame(rows, dtype=float)
+    assert list(frame.query(pandas_violation(rule)).index) == broken
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    frame.to_sql("t", db)
+    assert [r[0] for r in db.execute(f"SELECT rowid - 1 FROM t WHERE {sql_violation(rule)}")] == broken
+
+
+def test_every_rule_of_checks_yaml_compiles_to_its_expectation(catalogue):
+    for rule in catalogue.checks:
+        assert compile_for_frame(rule).type == EXPECTED_TYPES[rule.name], rule.name
+    assert set(EXPECTED_TYPES) == {c.name for c in catalogue.checks}
+
+
+@pytest.mark.parametrize("name", sorted(CHECK_CASES))
+def test_the_gx_result_flags_the_failing_case_only(catalogue, runner, name):
+    """The compiled suite run by GX itself: its result marks the failing row and passes the passing one."""
+    checks = checks_named(catalogue, name)
+    expectations, negated = check_expectations(runner.gx, checks)
+    frame = pd.DataFrame([CHECK_CASES[name][0], CHECK_CASES[name][1]], dtype=float)
+    for column in negated:
+        frame[f"neg__{column}"] = -frame[column]
+    failures = runner.failures(frame, expectations)
+    assert [(f.meta["rule"], f.indices) for f in failures] == [(name, [1])]
+    assert {type(e).__name__ for e in expectations} == {EXPECTED_TYPES[name]}
+
+
+@pytest.mark.parametrize("name", sorted(CHECK_CASES))
+def test_run_checks_never_evaluates_an_expression_in_python(catalogue, runner, name, monkeypatch):
+    def refuse(self, values):
+        raise AssertionError("a check's verdict must come from GX")
+
+    monkeypatch.setattr(Expression, "__call__", refuse)
+    checks = checks_named(catalogue, name)
+    wide = pd.DataFrame.from_dict({"330825": CHECK_CASES[name][0], "330802": CHECK_CASES[name][1]}, orient="index")
+    names = {"330825": "龙游县", "330802": "柯城区"}
+    findings = run_checks(runner, wide, checks, catalogue, DAY, names, checks[0].stage)
+    assert [(f.unit_code, f.rule) for f in findings] == [("330802", name)]
+
+
+def test_gx_and_python_agree_on_many_generated_rows(catalogue, runner):
+    """Every rule on a frame of near-boundary rows: GX's verdicts are exactly Python's."""
+    import random
+
+    rng = random.Random(10)
+    keys = sorted({n for c in catalogue.checks for n in c.needs})
+    rows = {
+        f"u{i}": {
+            k: (rng.choice([None, 0, 1, 2, 3, 100, 101, 400, 1000]) if i % 7 == 0 else rng.randint(0, 6)) for k in keys
+        }
+        for i in range(300)
+    }
+    wide = pd.DataFrame.from_dict(rows, orient="index")
+    names = {code: code for code in rows}
+    for stage in ("validate", "reconcile"):
+        checks = [c for c in catalogue.checks if c.stage == stage]
+        findings = run_checks(runner, wide, checks, catalogue, DAY, names, stage)
+        got = {(f.unit_code, f.rule, f.metric) for f in findings if f.severity != "missing"}
+        expected = set()
+        for code, row in rows.items():
+            for rule in checks:
+                values = {n: row[n] for n in rule.needs}
+                if None not in values.values() and not rule.expr(values):
+                    expected.add((code, rule.name, catalogue.by_key[rule.metric or rule.needs[0]].display))
+        assert expected and got == expected
