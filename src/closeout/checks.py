@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
+from sqlalchemy import text
 
 from closeout.catalogue import Catalogue, Check
 from closeout.findings import Finding
-from closeout.gxcompile import NEGATED, compile_for_frame
+from closeout.gxcompile import NEGATED, compile_for_frame, describe, store_frame_query, unexpected_rows_query
 from closeout.numbers import render_value
 
 ROW_RULES = {
@@ -60,31 +61,77 @@ class GxRunner:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
         self.source = self.context.data_sources.add_pandas("closeout")
+        self._stores: dict = {}  # store URL -> batch definition of its figure table
 
-    def failures(self, frame: pd.DataFrame, expectations: list, suite: str = "") -> list[Failure]:
-        """Run the expectations on the frame; each failure carries the frame indices it hit."""
+    def failures(
+        self, frame: pd.DataFrame, expectations: list, suite: str = "", keep: list | None = None
+    ) -> list[Failure]:
+        """Run the expectations on the frame; each failure carries the frame indices it hit. `keep` collects
+        GX's validation result (for Data Docs)."""
         if frame.empty or not expectations:
             return []
-        name = f"{suite or 'batch'}-{uuid.uuid4().hex[:12]}"
+        name = f"batch-{uuid.uuid4().hex[:12]}"
         asset = self.source.add_dataframe_asset(name)
         batch_definition = asset.add_batch_definition_whole_dataframe(name)
-        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
-        definition = self.gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
-        frame = frame.reset_index(drop=True)
-        result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
+        try:
+            result = self._run(
+                suite or name, batch_definition, expectations, {"dataframe": frame.reset_index(drop=True)}
+            )
+        finally:
+            self.source.delete_asset(name)
+        if keep is not None:
+            keep.append(result)
+        return [
+            Failure(dict(item.expectation_config.meta), item.result.get("unexpected_index_list") or [])
+            for item in result.results
+            if not item.success
+        ]
+
+    def store_failures(self, engine, expectations: list, suite: str, keep: list | None = None) -> list[Failure]:
+        """Run unexpected-rows expectations against the reporting store's `figure` table (one batch, one run);
+        each failure carries the unit codes its query returned."""
+        url = engine.url.render_as_string(hide_password=False)
+        if url not in self._stores:
+            add = {"sqlite": self.context.data_sources.add_sqlite, "postgresql": self.context.data_sources.add_postgres}
+            source = add.get(engine.dialect.name, self.context.data_sources.add_sql)(
+                f"store-{len(self._stores)}", connection_string=url
+            )
+            self._stores[url] = source.add_table_asset("figure", table_name="figure").add_batch_definition_whole_table(
+                "figure"
+            )
+        result = self._run(suite, self._stores[url], expectations, None)
+        if keep is not None:
+            keep.append(result)
         failures = []
+        for item in result.results:
+            if item.success:
+                continue
+            rows = item.result["details"]["unexpected_rows"]
+            if item.result["observed_value"] > len(rows):  # GX returns at most 200 rows: read the rest the same way
+                query = item.expectation_config.kwargs["unexpected_rows_query"].format(batch="figure")
+                with engine.connect() as conn:
+                    rows = [dict(r._mapping) for r in conn.execute(text(query))]
+            failures.append(Failure(dict(item.expectation_config.meta), [r["unit_code"] for r in rows]))
+        return failures
+
+    def _run(self, name: str, batch_definition, expectations: list, batch_parameters: dict | None):
+        """One validation; its suite lives only for the run (runs are sequential, so a name is never taken)."""
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
+        run = f"{name}-{uuid.uuid4().hex[:12]}"
+        try:
+            definition = self.gx.ValidationDefinition(name=run, data=batch_definition, suite=suite)
+            result = definition.run(batch_parameters=batch_parameters, result_format={"result_format": "COMPLETE"})
+        finally:
+            self.context.suites.delete(name)
+            if run in {d.name for d in self.context.validation_definitions.all()}:
+                self.context.validation_definitions.delete(run)
         for item in result.results:
             if item.exception_info and item.exception_info.get("raised_exception"):
                 raise RuntimeError(
                     f"GX expectation {item.expectation_config.type} failed to run: "
                     f"{item.exception_info.get('exception_message')}"
                 )
-            if not item.success:
-                indices = item.result.get("unexpected_index_list") or []
-                failures.append(Failure(dict(item.expectation_config.meta), indices))
-        self.context.suites.delete(name)
-        self.source.delete_asset(name)
-        return failures
+        return result
 
 
 def row_expectations(gx) -> list:
@@ -140,7 +187,7 @@ def check_expectations(gx, checks: list[Check]) -> tuple[list, list[str]]:
         expectations.append(
             getattr(gx.expectations, compiled.type)(
                 **compiled.kwargs,
-                description=check.label,
+                description=describe(check),
                 meta={"rule": check.name, "metric": check.metric or "", "check": position},
             )
         )
@@ -163,6 +210,7 @@ def run_checks(
     report_date: date,
     unit_names: dict[str, str],
     stage: str,
+    keep: list | None = None,
 ) -> list[Finding]:
     """Evaluate checks on the wide frame (index: unit code) with the expectations they compile to, in one GX
     run for the whole frame. Missing today ≠ wrong; missing history: skipped (the expectations skip rows
@@ -174,13 +222,52 @@ def run_checks(
     for name in negated:
         frame[NEGATED + name] = -frame[name]
     units = list(wide.index)
-    failed = runner.failures(frame, expectations, suite=f"{stage}-checks")
+    failed = runner.failures(frame, expectations, f"{stage}-checks", keep)
     for failure in sorted(failed, key=lambda f: f.meta["check"]):
         check = checks[failure.meta["check"]]
         for index in sorted(failure.indices):
             unit_code = units[index]
             row = wide.loc[unit_code]
             findings.append(_check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], stage))
+    return findings
+
+
+def run_store_checks(
+    runner: GxRunner,
+    engine,
+    checks: list[Check],
+    catalogue: Catalogue,
+    report_date: date,
+    unit_names: dict[str, str],
+    keep: list | None = None,
+) -> list[Finding]:
+    """The reconcile checks as GX unexpected-rows queries against the store (today's figures beside the
+    closed days before), one GX run for the day. The same pivot, read once, gives the messages their figures."""
+    names = {name for check in checks for name in check.needs}
+    for metric in {check.metric for check in checks if check.metric}:
+        names |= {metric, f"prev_{metric}", f"mean7_{metric}", f"days7_{metric}"}  # what the message quotes
+    with engine.connect() as conn:
+        wide = pd.read_sql(text(store_frame_query(sorted(names), report_date)), conn, index_col="unit_code")
+    wide = wide.reindex([code for code in unit_names if code in wide.index])  # registry order, as before
+    if wide.empty:
+        return []
+    findings = missing_findings(wide, checks, catalogue, report_date, unit_names, "reconcile")
+    expectations = [
+        runner.gx.expectations.UnexpectedRowsExpectation(
+            unexpected_rows_query=unexpected_rows_query(check, report_date),
+            description=describe(check),
+            meta={"rule": check.name, "metric": check.metric or "", "check": position},
+        )
+        for position, check in enumerate(checks)
+    ]
+    failed = runner.store_failures(engine, expectations, "reconcile-checks", keep)
+    for failure in sorted(failed, key=lambda f: f.meta["check"]):
+        check = checks[failure.meta["check"]]
+        for unit_code in (code for code in wide.index if code in set(failure.indices)):
+            row = wide.loc[unit_code]
+            findings.append(
+                _check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], "reconcile")
+            )
     return findings
 
 

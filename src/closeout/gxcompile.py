@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from closeout.catalogue import Check
 
@@ -30,6 +31,11 @@ class Expectation:
     type: str  # the GX class name, e.g. ExpectColumnPairValuesToBeEqual
     kwargs: dict
     negated: tuple[str, ...] = field(default=())  # columns the frame must carry with their sign flipped
+
+
+def describe(check: Check) -> str:
+    """What Data Docs show for the check's expectation: the rule's name and label, and its metric if per metric."""
+    return f"{check.name}：{check.label}" + (f"（{check.metric}）" if check.metric else "")
 
 
 def compile_for_frame(check: Check) -> Expectation:
@@ -163,3 +169,54 @@ def _linear(node: ast.AST) -> tuple[dict[str, float], float] | None:
 
 def _scaled(terms: tuple[dict[str, float], float], factor: float) -> tuple[dict[str, float], float]:
     return {n: c * factor for n, c in terms[0].items()}, terms[1] * factor
+
+
+HISTORY = {"prev_": 1, "prev2_": 2}  # name prefix: how many days back (one closed day)
+SPAN = {"mean7_": "AVG", "days7_": "COUNT"}  # name prefix: aggregate over up to 7 earlier closed days
+HISTORY_DAYS = 7
+
+
+def store_frame_query(names: list[str], report_date: date, table: str = "figure") -> str:
+    """One row per unit with a submitted figure on the day: each name a column, from the store's long `figure`
+    table. History comes from days whose unit_day is 'cleared' only; `days7_` is 0 when there is none."""
+    day = report_date.isoformat()
+    first = (report_date - timedelta(days=HISTORY_DAYS)).isoformat()
+    cleared = "u.status = 'cleared'"
+    columns = []
+    for name in names:
+        prefix, metric = _split(name)
+        metric = _literal(metric)
+        if not prefix:
+            value = f"MAX(CASE WHEN f.report_date = '{day}' AND f.metric = {metric} THEN f.value END)"
+        elif prefix in HISTORY:
+            back = (report_date - timedelta(days=HISTORY[prefix])).isoformat()
+            value = f"MAX(CASE WHEN f.report_date = '{back}' AND {cleared} AND f.metric = {metric} THEN f.value END)"
+        elif prefix == "mean7_":
+            value = f"AVG(CASE WHEN f.report_date < '{day}' AND {cleared} AND f.metric = {metric} THEN f.value END)"
+        else:
+            value = f"COUNT(CASE WHEN f.report_date < '{day}' AND {cleared} AND f.metric = {metric} THEN 1 END)"
+        columns.append(f'{value} AS "{name}"')
+    metrics = ", ".join(_literal(m) for m in sorted({_split(n)[1] for n in names}))
+    return (
+        f"SELECT f.unit_code, {', '.join(columns)} FROM {table} f "
+        f"LEFT JOIN unit_day u ON u.report_date = f.report_date AND u.unit_code = f.unit_code "
+        f"WHERE f.report_date BETWEEN '{first}' AND '{day}' AND f.metric IN ({metrics}) AND f.unit_code IN "
+        f"(SELECT s.unit_code FROM {table} s WHERE s.report_date = '{day}' AND s.source_sha256 <> 'derived') "
+        f"GROUP BY f.unit_code"
+    )
+
+
+def unexpected_rows_query(check: Check, report_date: date) -> str:
+    """GX's unexpected-rows query for the check against the store: the units that break it on the day."""
+    frame = store_frame_query(list(check.needs), report_date, "{batch}")
+    return f"SELECT unit_code FROM ({frame}) unit_figures WHERE {sql_violation(check)} ORDER BY unit_code"
+
+
+def _split(name: str) -> tuple[str, str]:
+    """`prev_tested` → ("prev_", "tested"); a metric of today has no prefix."""
+    prefix = next((p for p in (*HISTORY, *SPAN) if name.startswith(p)), "")
+    return prefix, name.removeprefix(prefix)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

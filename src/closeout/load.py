@@ -8,6 +8,7 @@ from pathlib import Path
 
 from closeout.archive import ArchivedFile, quarantine_file, take_file
 from closeout.context import Context
+from closeout.datadocs import group_label, keep_results
 from closeout.findings import Finding, blocking
 from closeout.ingest import Submission, discover, parse_submission, read_narrative
 from closeout.numbers import render_value
@@ -77,7 +78,9 @@ def load_group(ctx: Context, report_date: date, codes: list[str], signed: Signat
     if pending:
         from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
 
-        validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner.shared())
+        results: list = []
+        validate_batch([sub for sub, _ in pending], ctx.catalogue, GxRunner.shared(), results)
+        keep_results(ctx.settings, report_date, group_label("validate", [s.unit.code for s, _ in pending]), results)
     for sub, item in pending:
         outcomes[sub.unit.code] = _commit(ctx, sub, item, signed)
     for code in codes:  # after the figures, so a bad narrative never holds them up
