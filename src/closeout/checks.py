@@ -117,14 +117,16 @@ class GxRunner:
     def _run(self, name: str, batch_definition, expectations: list, batch_parameters: dict | None):
         """One validation; its suite lives only for the run (runs are sequential, so a name is never taken)."""
         suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
-        run = f"{name}-{uuid.uuid4().hex[:12]}"
+        definition = self.gx.ValidationDefinition(
+            name=f"{name}-{uuid.uuid4().hex[:12]}", data=batch_definition, suite=suite
+        )
         try:
-            definition = self.gx.ValidationDefinition(name=run, data=batch_definition, suite=suite)
             result = definition.run(batch_parameters=batch_parameters, result_format={"result_format": "COMPLETE"})
         finally:
             self.context.suites.delete(name)
-            if run in {d.name for d in self.context.validation_definitions.all()}:
-                self.context.validation_definitions.delete(run)
+            if definition.id:  # run() stored it: drop it, or a long-lived process piles them up
+                store = self.context.validation_definition_store
+                store.remove_key(store.get_key(name=definition.name, id=definition.id))
         for item in result.results:
             if item.exception_info and item.exception_info.get("raised_exception"):
                 raise RuntimeError(
