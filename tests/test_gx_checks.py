@@ -1,14 +1,18 @@
 """checks.yaml compiled to Great Expectations: the expectation each rule becomes, and GX (not Python) deciding."""
 
+from datetime import timedelta
+
 import pandas as pd
 import pytest
+from sqlalchemy import text
 from test_rules import CHECK_CASES, DAY, checks_named
 
 from closeout.catalogue import Check, load_catalogue
-from closeout.checks import GxRunner, check_expectations, run_checks
+from closeout.checks import GxRunner, check_expectations, run_checks, run_store_checks
 from closeout.expressions import Expression
 from closeout.gxcompile import compile_for_frame, pandas_violation, sql_violation
 from closeout.settings import load_settings
+from closeout.store import Store
 
 # rule: the GX expectation it compiles to on the batch frame
 EXPECTED_TYPES = {
@@ -175,3 +179,69 @@ def test_gx_and_python_agree_on_many_generated_rows(catalogue, runner):
                 if None not in values.values() and not rule.expr(values):
                     expected.add((code, rule.name, catalogue.by_key[rule.metric or rule.needs[0]].display))
         assert expected and got == expected
+
+
+def store_with_history(tmp_path, values: dict, catalogue, cleared: bool = True) -> Store:
+    """A SQLite store where `values` (a CHECK_CASES case) is one unit's day: today's figures, and history
+    days whose figures give exactly its prev_, prev2_, mean7_ and days7_ names."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}", load_settings({}).include_dir / "sql")
+    history: dict[int, dict[str, float]] = {}
+    for name, value in values.items():
+        if name.startswith("prev_"):
+            history.setdefault(1, {})[name.removeprefix("prev_")] = value
+        elif name.startswith("prev2_"):
+            history.setdefault(2, {})[name.removeprefix("prev2_")] = value
+    for name, days in values.items():
+        if name.startswith("days7_"):
+            metric = name.removeprefix("days7_")
+            known = [history.get(n, {}).get(metric) for n in (1, 2)]
+            rest = (values[f"mean7_{metric}"] * days - sum(v for v in known if v is not None)) / (days - 2)
+            for n in range(3, days + 1):
+                history.setdefault(n, {})[metric] = rest
+    rows = [(DAY, name, value) for name, value in values.items() if name in catalogue.by_key]
+    rows += [(DAY - timedelta(days=n), metric, value) for n, day in history.items() for metric, value in day.items()]
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO figure (report_date, unit_code, metric, value, source_sha256) VALUES (:d, '330825', :m, :v, 'x')"
+            ),
+            [{"d": d.isoformat(), "m": m, "v": v} for d, m, v in rows],
+        )
+        for n in history:
+            conn.execute(
+                text("INSERT INTO unit_day (report_date, unit_code, status, updated_at) VALUES (:d, '330825', :s, '')"),
+                {"d": (DAY - timedelta(days=n)).isoformat(), "s": "cleared" if cleared else "break"},
+            )
+    return store
+
+
+RECONCILE = sorted(
+    name for name in CHECK_CASES if name in {"pending_balance", "isolation_balance", "positivity_rate", "jump", "stale"}
+)
+
+
+@pytest.mark.parametrize("case", [0, 1])
+@pytest.mark.parametrize("name", RECONCILE)
+def test_against_the_store_each_reconcile_rule_finds_what_it_finds_on_the_frame(
+    tmp_path, catalogue, runner, name, case
+):
+    checks = checks_named(catalogue, name)
+    assert checks[0].stage == "reconcile"
+    values = CHECK_CASES[name][case]
+    store = store_with_history(tmp_path, values, catalogue)
+    kept: list = []
+    found = run_store_checks(runner, store.engine, checks, catalogue, DAY, {"330825": "龙游县"}, kept)
+    wide = pd.DataFrame.from_dict({"330825": values}, orient="index")
+    expected = run_checks(runner, wide, checks, catalogue, DAY, {"330825": "龙游县"}, "reconcile")
+    assert [f.line() for f in found] == [f.line() for f in expected] and len(found) == case
+    (result,) = kept
+    assert {r.expectation_config.type for r in result.results} == {"unexpected_rows_expectation"}
+    assert [r.result["details"]["unexpected_rows"] for r in result.results if not r.success] == (
+        [[{"unit_code": "330825"}]] if case else []
+    )
+
+
+def test_against_the_store_history_comes_from_closed_days_only(tmp_path, catalogue, runner):
+    checks = checks_named(catalogue, "pending_balance")
+    store = store_with_history(tmp_path, CHECK_CASES["pending_balance"][1], catalogue, cleared=False)
+    assert run_store_checks(runner, store.engine, checks, catalogue, DAY, {"330825": "龙游县"}) == []
