@@ -1,8 +1,10 @@
-"""Great Expectations as the check engine: one suite and one validation per batch of units.
+"""Great Expectations as the check engine: one suite and one validation per batch of units, and per day.
 
-Row rules run on the long frame (one row per reported figure); the rules of checks.yaml run on
-the wide frame (one row per unit, one column per name) as boolean columns that must be True.
-GX is imported here only, inside the task that needs it, never at DAG parse time.
+Row rules run on the long frame (one row per reported figure). The rules of checks.yaml are compiled
+(gxcompile.py) to expectations GX evaluates itself: on the batch's wide frame (one row per unit, one column
+per name) at validation, and as unexpected-rows queries against the store at reconcile. Python only turns
+GX's failures into the operator's one-line findings. GX is imported here only, inside the task that needs
+it, never at DAG parse time.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ ROW_RULES = {
 @dataclass(frozen=True)
 class Failure:
     meta: dict  # the expectation's meta: which rule (and check) it stands for
-    indices: list
+    indices: list  # the frame rows it hit; against the store, the unit codes
 
 
 class GxRunner:
@@ -264,8 +266,8 @@ def run_store_checks(
     ]
     failed = runner.store_failures(engine, expectations, "reconcile-checks", keep)
     for failure in sorted(failed, key=lambda f: f.meta["check"]):
-        check = checks[failure.meta["check"]]
-        for unit_code in (code for code in wide.index if code in set(failure.indices)):
+        check, hit = checks[failure.meta["check"]], set(failure.indices)
+        for unit_code in (code for code in wide.index if code in hit):
             row = wide.loc[unit_code]
             findings.append(
                 _check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], "reconcile")

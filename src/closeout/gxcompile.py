@@ -6,9 +6,13 @@ compiles to an `Expectation` (a GX expectation's class name and arguments), buil
 - `a <= b`, `a < b`, `a >= b`, `a > b` on two names: a column-pair comparison;
 - `a == b` on two names: a column-pair equality;
 - a linear equality with coefficients ±1 (`tested == negative + positive`): a multicolumn sum that must
-  be the constant, over the columns with the sign they carry (a minus-signed one as `neg__<name>`);
-- anything else: rows where every name is present and the expression is false must not exist — on the
-  batch frame a pandas row condition selecting them, on the store an unexpected-rows SQL query.
+  be the constant, over the columns with the sign they carry (a minus-signed one as `neg__<name>`; exact
+  for whole numbers, which balances are — fractions could differ from Python's sum in the last bit);
+- anything else: a pandas row condition selecting the rows where every name is present and the
+  expression is false, none of which may exist.
+
+Against the store (reconcile) every check is an unexpected-rows SQL query over `store_frame_query`: the
+day's figures pivoted beside the closed days before, as reconcile's history has always been read.
 """
 
 from __future__ import annotations
