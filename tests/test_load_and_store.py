@@ -501,7 +501,8 @@ def test_stock_break_against_yesterday_leaves_the_unit_open(db_url, ctx_for, tmp
     assert suites == {"validate-rows", "validate-completeness", "validate-checks", "reconcile-checks"}
     (reconciled,) = [page for path, page in pages.items() if "reconcile-checks" in path.parts]
     assert re.findall(r'fa-times text-danger" ></i>.*?<span >\s*(\w+)：', reconciled, re.S) == ["isolation_balance"]
-    assert "reconcile-checks" in index.read_text(encoding="utf-8")
+    links = re.findall(r'href="(?!https?:|#)([^"]+)"', index.read_text(encoding="utf-8"))
+    assert "expectations/reconcile-checks.html" in links and all((index.parent / link).exists() for link in links)
 
 
 def test_cumulative_is_derived_and_a_submitted_one_is_checked(db_url, ctx_for, tmp_path):

@@ -17,7 +17,7 @@ from closeout.settings import Settings
 SITE = {
     "class_name": "SiteBuilder",
     "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    "site_section_builders": {"expectations": "0", "profiling": "0"},  # suites are code; results are the news
+    "site_section_builders": {"profiling": "0"},
 }
 
 
@@ -71,13 +71,27 @@ def build(runner, folder: Path) -> Path:
             )
             context.validation_results_store.set(identifier, result)
             identifiers.append(identifier)
+    # The suites live only for their runs: rebuilt from the results, so the pages linking to them resolve.
+    suites = {}
+    for identifier in identifiers:
+        result = context.validation_results_store.get(identifier)
+        suites.setdefault(result.suite_name, [r.expectation_config.to_domain_obj() for r in result.results])
+    for name, expectations in suites.items():
+        for expectation in expectations:
+            expectation.id = None  # a suite takes only expectations that belong to none
+        context.suites.add(runner.gx.ExpectationSuite(name=name, expectations=expectations))
+        identifiers.append(ExpectationSuiteIdentifier(name=name))
     site = f"checks-{folder.parent.name}"
     config = {**SITE, "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)}}
     if site in (context.variables.data_docs_sites or {}):
         context.update_data_docs_site(site, config)
     else:
         context.add_data_docs_site(site, config)
-    context.build_data_docs(site_names=[site], resource_identifiers=identifiers)
+    try:
+        context.build_data_docs(site_names=[site], resource_identifiers=identifiers)
+    finally:
+        for name in suites:
+            context.suites.delete(name)
     _drop_unused_images(folder)
     return folder / "index.html"
 
