@@ -36,8 +36,9 @@ def keep_results(settings: Settings, report_date: date, label: str, results: lis
     kept.with_suffix(".tmp").replace(kept)  # a reader never sees half a file
 
 
-def publish(runner, settings: Settings, report_date: date, label: str, results: list) -> Path:
-    """Keep these results, then rebuild the day's site from every result kept for the day; its index."""
+def publish(runner, settings: Settings, report_date: date, label: str, results: list) -> Path | None:
+    """Keep these results, then rebuild the day's site from every result kept for the day; its index (None
+    when the day has no result)."""
     keep_results(settings, report_date, label, results)
     return build(runner, checks_folder(settings, report_date))
 
@@ -48,7 +49,7 @@ def group_label(stage: str, unit_codes: list[str]) -> str:
     return f"{stage}-{digest}"
 
 
-def build(runner, folder: Path) -> Path:
+def build(runner, folder: Path) -> Path | None:
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResultSchema
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
@@ -58,7 +59,8 @@ def build(runner, folder: Path) -> Path:
 
     context = runner.context
     schema = ExpectationSuiteValidationResultSchema()
-    identifiers = []
+    identifiers: list = []
+    suites: dict[str, list] = {}
     for path in sorted((folder / "results").glob("*.json")):
         for raw in json.loads(path.read_text(encoding="utf-8")):
             result = schema.load(raw)
@@ -71,11 +73,10 @@ def build(runner, folder: Path) -> Path:
             )
             context.validation_results_store.set(identifier, result)
             identifiers.append(identifier)
-    # The suites live only for their runs: rebuilt from the results, so the pages linking to them resolve.
-    suites = {}
-    for identifier in identifiers:
-        result = context.validation_results_store.get(identifier)
-        suites.setdefault(result.suite_name, [r.expectation_config.to_domain_obj() for r in result.results])
+            # The suites live only for their runs: rebuilt from the results, so the pages linking to them open.
+            suites.setdefault(result.suite_name, [r.expectation_config.to_domain_obj() for r in result.results])
+    if not identifiers:  # nothing validated that day (GX would build every result it holds)
+        return None
     for name, expectations in suites.items():
         for expectation in expectations:
             expectation.id = None  # a suite takes only expectations that belong to none
@@ -92,6 +93,9 @@ def build(runner, folder: Path) -> Path:
     finally:
         for name in suites:
             context.suites.delete(name)
+        for identifier in identifiers:
+            if isinstance(identifier, ValidationResultIdentifier):  # loaded for this build only
+                context.validation_results_store.remove_key(identifier)
     _drop_unused_images(folder)
     return folder / "index.html"
 
