@@ -245,3 +245,27 @@ def test_against_the_store_history_comes_from_closed_days_only(tmp_path, catalog
     checks = checks_named(catalogue, "pending_balance")
     store = store_with_history(tmp_path, CHECK_CASES["pending_balance"][1], catalogue, cleared=False)
     assert run_store_checks(runner, store.engine, checks, catalogue, DAY, {"330825": "龙游县"}) == []
+
+
+def test_against_the_store_every_failing_unit_is_found_beyond_the_rows_gx_returns(tmp_path, catalogue, runner):
+    """GX hands back at most 200 unexpected rows; a day where more units break a rule names them all."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}", load_settings({}).include_dir / "sql")
+    codes = [f"9{n:05d}" for n in range(230)]
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO figure (report_date, unit_code, metric, value, source_sha256) VALUES (:d, :u, :m, :v, 'x')"
+            ),
+            [
+                {"d": DAY.isoformat(), "u": code, "m": metric, "v": value}
+                for code in codes
+                for metric, value in CHECK_CASES["positivity_rate"][1].items()
+            ],
+        )
+    kept: list = []
+    names = {code: code for code in codes}
+    found = run_store_checks(
+        runner, store.engine, checks_named(catalogue, "positivity_rate"), catalogue, DAY, names, kept
+    )
+    assert [f.unit_code for f in found] == codes
+    assert kept[0].results[0].result["observed_value"] == 230

@@ -63,7 +63,7 @@ class GxRunner:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
         self.source = self.context.data_sources.add_pandas("closeout")
-        self._stores: dict = {}  # store URL -> batch definition of its figure table
+        self._store: tuple | None = None  # (URL, GX datasource, batch definition of its figure table)
 
     def failures(
         self, frame: pd.DataFrame, expectations: list, suite: str = "", keep: list | None = None
@@ -93,15 +93,13 @@ class GxRunner:
         """Run unexpected-rows expectations against the reporting store's `figure` table (one batch, one run);
         each failure carries the unit codes its query returned."""
         url = engine.url.render_as_string(hide_password=False)
-        if url not in self._stores:
+        if self._store is None or self._store[0] != url:
+            self._forget_store()
             add = {"sqlite": self.context.data_sources.add_sqlite, "postgresql": self.context.data_sources.add_postgres}
-            source = add.get(engine.dialect.name, self.context.data_sources.add_sql)(
-                f"store-{len(self._stores)}", connection_string=url
-            )
-            self._stores[url] = source.add_table_asset("figure", table_name="figure").add_batch_definition_whole_table(
-                "figure"
-            )
-        result = self._run(suite, self._stores[url], expectations, None)
+            source = add.get(engine.dialect.name, self.context.data_sources.add_sql)("store", connection_string=url)
+            figures = source.add_table_asset("figure", table_name="figure")
+            self._store = (url, source, figures.add_batch_definition_whole_table("figure"))
+        result = self._run(suite, self._store[2], expectations, None)
         if keep is not None:
             keep.append(result)
         failures = []
@@ -115,6 +113,14 @@ class GxRunner:
                     rows = [dict(r._mapping) for r in conn.execute(text(query))]
             failures.append(Failure(dict(item.expectation_config.meta), [r["unit_code"] for r in rows]))
         return failures
+
+    def _forget_store(self) -> None:
+        """One store per process in production; tests move from store to store, so let go of the last one's
+        connections (GX keeps its own engine)."""
+        if self._store is not None:
+            self._store[1].get_engine().dispose()
+            self.context.data_sources.delete("store")
+            self._store = None
 
     def _run(self, name: str, batch_definition, expectations: list, batch_parameters: dict | None):
         """One validation; its suite lives only for the run (runs are sequential, so a name is never taken)."""
