@@ -236,9 +236,9 @@ def test_against_the_store_each_reconcile_rule_finds_what_it_finds_on_the_frame(
     assert [f.line() for f in found] == [f.line() for f in expected] and len(found) == case
     (result,) = kept
     assert {r.expectation_config.type for r in result.results} == {"unexpected_rows_expectation"}
-    assert [r.result["details"]["unexpected_rows"] for r in result.results if not r.success] == (
-        [[{"unit_code": "330825"}]] if case else []
-    )
+    assert [
+        [row["unit_code"] for row in r.result["details"]["unexpected_rows"]] for r in result.results if not r.success
+    ] == ([["330825"]] if case else [])
 
 
 def test_against_the_store_history_comes_from_closed_days_only(tmp_path, catalogue, runner):
@@ -269,3 +269,12 @@ def test_against_the_store_every_failing_unit_is_found_beyond_the_rows_gx_return
     )
     assert [f.unit_code for f in found] == codes
     assert kept[0].results[0].result["observed_value"] == 230
+
+
+def test_a_query_gx_cannot_run_stops_the_check_instead_of_passing_it(tmp_path, runner):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}", load_settings({}).include_dir / "sql")
+    broken = runner.gx.expectations.UnexpectedRowsExpectation(
+        unexpected_rows_query="SELECT unit_code FROM {batch} f JOIN no_such_table n ON n.x = f.unit_code"
+    )
+    with pytest.raises(RuntimeError, match="no_such_table"):
+        runner.store_failures(store.engine, [broken], "broken")

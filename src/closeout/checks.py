@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from closeout.catalogue import Catalogue, Check
 from closeout.findings import Finding
-from closeout.gxcompile import NEGATED, compile_for_frame, describe, store_frame_query, unexpected_rows_query
+from closeout.gxcompile import NEGATED, PER_METRIC, VALUE, compile_for_frame, describe, store_queries, today_query
 from closeout.numbers import render_value
 
 ROW_RULES = {
@@ -37,7 +37,7 @@ ROW_RULES = {
 @dataclass(frozen=True)
 class Failure:
     meta: dict  # the expectation's meta: which rule (and check) it stands for
-    indices: list  # the frame rows it hit; against the store, the unit codes
+    indices: list  # the frame rows it hit; against the store, the rows its query returned
 
 
 class GxRunner:
@@ -91,7 +91,7 @@ class GxRunner:
 
     def store_failures(self, engine, expectations: list, suite: str, keep: list | None = None) -> list[Failure]:
         """Run unexpected-rows expectations against the reporting store's `figure` table (one batch, one run);
-        each failure carries the unit codes its query returned."""
+        each failure carries the rows its query returned."""
         url = engine.url.render_as_string(hide_password=False)
         if self._store is None or self._store[0] != url:
             self._forget_store()
@@ -111,7 +111,7 @@ class GxRunner:
                 query = item.expectation_config.kwargs["unexpected_rows_query"].format(batch="figure")
                 with engine.connect() as conn:
                     rows = [dict(r._mapping) for r in conn.execute(text(query))]
-            failures.append(Failure(dict(item.expectation_config.meta), [r["unit_code"] for r in rows]))
+            failures.append(Failure(dict(item.expectation_config.meta), rows))
         return failures
 
     def _forget_store(self) -> None:
@@ -136,10 +136,11 @@ class GxRunner:
                 store = self.context.validation_definition_store
                 store.remove_key(store.get_key(name=definition.name, id=definition.id))
         for item in result.results:
-            if item.exception_info and item.exception_info.get("raised_exception"):
+            info = item.exception_info or {}  # GX nests it per metric when a metric failed to compute
+            raised = [v for v in (info, *info.values()) if isinstance(v, dict) and v.get("raised_exception")]
+            if raised:
                 raise RuntimeError(
-                    f"GX expectation {item.expectation_config.type} failed to run: "
-                    f"{item.exception_info.get('exception_message')}"
+                    f"GX expectation {item.expectation_config.type} failed to run: {raised[0].get('exception_message')}"
                 )
         return result
 
@@ -251,30 +252,37 @@ def run_store_checks(
     unit_names: dict[str, str],
     keep: list | None = None,
 ) -> list[Finding]:
-    """The reconcile checks as GX unexpected-rows queries against the store (today's figures beside the
-    closed days before), one GX run for the day. The same pivot, read once, gives the messages their figures."""
-    names = {name for check in checks for name in check.needs}
-    for metric in {check.metric for check in checks if check.metric}:
-        names |= {metric, f"prev_{metric}", f"mean7_{metric}", f"days7_{metric}"}  # what the message quotes
+    """The reconcile checks as GX unexpected-rows queries against the store (today's figures beside the closed
+    days before), one GX run for the day; the rows GX returns carry the figures the messages quote."""
+    today_names = sorted({name for check in checks if check.metric is None for name in check.today_names})
     with engine.connect() as conn:
-        wide = pd.read_sql(text(store_frame_query(sorted(names), report_date)), conn, index_col="unit_code")
-    wide = wide.reindex([code for code in unit_names if code in wide.index])  # registry order, as before
-    if wide.empty:
+        today = pd.read_sql(text(today_query(today_names, report_date)), conn, index_col="unit_code")
+    today = today.reindex([code for code in unit_names if code in today.index])  # registry order, as before
+    if today.index.empty:  # no unit sent a file that day
         return []
-    findings = missing_findings(wide, checks, catalogue, report_date, unit_names, "reconcile")
+    findings = missing_findings(today, checks, catalogue, report_date, unit_names, "reconcile")
+    queries = store_queries(checks, report_date)
     expectations = [
         runner.gx.expectations.UnexpectedRowsExpectation(
-            unexpected_rows_query=unexpected_rows_query(check, report_date),
-            description=describe(check),
-            meta={"rule": check.name, "metric": check.metric or "", "check": position},
+            unexpected_rows_query=query.sql,
+            description=describe(query.checks[0], metric=not query.per_metric),
+            meta={"rule": query.checks[0].name, "query": position},
         )
-        for position, check in enumerate(checks)
+        for position, query in enumerate(queries)
     ]
-    failed = runner.store_failures(engine, expectations, "reconcile-checks", keep)
-    for failure in sorted(failed, key=lambda f: f.meta["check"]):
-        check, hit = checks[failure.meta["check"]], set(failure.indices)
-        for unit_code in (code for code in wide.index if code in hit):
-            row = wide.loc[unit_code]
+    hits: dict[int, dict[str, dict]] = {}  # check position → unit → the figures its message quotes
+    position = {id(check): n for n, check in enumerate(checks)}
+    for failure in runner.store_failures(engine, expectations, "reconcile-checks", keep):
+        query = queries[failure.meta["query"]]
+        by_metric = {check.metric: check for check in query.checks}
+        for row in failure.indices:
+            check = by_metric[row["metric"]] if query.per_metric else query.checks[0]
+            figures = {name.replace(VALUE, check.metric): row[name] for name in PER_METRIC} if query.per_metric else row
+            hits.setdefault(position[id(check)], {})[row["unit_code"]] = figures
+    for n in sorted(hits):
+        check = checks[n]
+        for unit_code in (code for code in today.index if code in hits[n]):
+            row = hits[n][unit_code]
             findings.append(
                 _check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], "reconcile")
             )

@@ -11,8 +11,9 @@ compiles to an `Expectation` (a GX expectation's class name and arguments), buil
 - anything else: a pandas row condition selecting the rows where every name is present and the
   expression is false, none of which may exist.
 
-Against the store (reconcile) every check is an unexpected-rows SQL query over `store_frame_query`: the
-day's figures pivoted beside the closed days before, as reconcile's history has always been read.
+Against the store (reconcile) every check is an unexpected-rows SQL query (`store_queries`) over the day's
+figures pivoted beside the closed days before, as reconcile's history has always been read; a per_kind rule
+is one query over all its metrics.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ class Expectation:
     negated: tuple[str, ...] = field(default=())  # columns the frame must carry with their sign flipped
 
 
-def describe(check: Check) -> str:
+def describe(check: Check, metric: bool = True) -> str:
     """What Data Docs show for the check's expectation: the rule's name and label, and its metric if per metric."""
-    return f"{check.name}：{check.label}" + (f"（{check.metric}）" if check.metric else "")
+    return f"{check.name}：{check.label}" + (f"（{check.metric}）" if check.metric and metric else "")
 
 
 def compile_for_frame(check: Check) -> Expectation:
@@ -176,44 +177,112 @@ def _scaled(terms: tuple[dict[str, float], float], factor: float) -> tuple[dict[
 
 
 HISTORY = {"prev_": 1, "prev2_": 2}  # name prefix: how many days back (one closed day)
-SPAN = {"mean7_": "AVG", "days7_": "COUNT"}  # name prefix: aggregate over up to 7 earlier closed days
+SPAN = ("mean7_", "days7_")  # name prefix: mean and count over up to 7 earlier closed days
 HISTORY_DAYS = 7
+VALUE = "value"  # in a per-metric query, the metric's own figure; prev_value, mean7_value… its history
+PER_METRIC = (VALUE, "prev_value", "prev2_value", "mean7_value", "days7_value")
 
 
-def store_frame_query(names: list[str], report_date: date, table: str = "figure") -> str:
-    """One row per unit with a submitted figure on the day: each name a column, from the store's long `figure`
-    table. History comes from days whose unit_day is 'cleared' only; `days7_` is 0 when there is none."""
-    day = report_date.isoformat()
-    first = (report_date - timedelta(days=HISTORY_DAYS)).isoformat()
-    cleared = "u.status = 'cleared'"
-    columns = []
-    for name in names:
-        prefix, metric = _split(name)
-        metric = _literal(metric)
-        if not prefix:
-            value = f"MAX(CASE WHEN f.report_date = '{day}' AND f.metric = {metric} THEN f.value END)"
-        elif prefix in HISTORY:
-            back = (report_date - timedelta(days=HISTORY[prefix])).isoformat()
-            value = f"MAX(CASE WHEN f.report_date = '{back}' AND {cleared} AND f.metric = {metric} THEN f.value END)"
-        elif prefix == "mean7_":
-            value = f"AVG(CASE WHEN f.report_date < '{day}' AND {cleared} AND f.metric = {metric} THEN f.value END)"
+@dataclass(frozen=True)
+class StoreQuery:
+    """One unexpected-rows query against the store, for one check or for every metric of a per_kind rule."""
+
+    checks: tuple[Check, ...]
+    sql: str  # with GX's {batch} for the figure table
+    per_metric: bool  # rows are (unit, metric) with columns value, prev_value…; else a row per unit
+
+
+def store_queries(checks: list[Check], report_date: date) -> list[StoreQuery]:
+    """The checks as unexpected-rows queries, in check order. A per_kind rule is one query over all its metrics
+    (long form: a row per unit and metric), so a national day runs a handful of queries, not one per metric."""
+    groups: dict[tuple, list[Check]] = {}
+    for position, check in enumerate(checks):
+        generic = _generic(check) if check.metric else None
+        key = (check.name, sql_violation(generic)) if generic else (position,)
+        groups.setdefault(key, []).append(check)
+    queries = []
+    for key, members in groups.items():
+        if len(key) == 1:
+            check = members[0]
+            names = list(dict.fromkeys([*check.needs, *_quoted(check)]))
+            frame = _pivot(names, report_date, "{batch}", by_metric=None)
+            sql = f"SELECT * FROM ({frame}) unit_figures WHERE {sql_violation(check)} ORDER BY unit_code"
+            queries.append(StoreQuery((check,), sql, per_metric=False))
         else:
-            value = f"COUNT(CASE WHEN f.report_date < '{day}' AND {cleared} AND f.metric = {metric} THEN 1 END)"
-        columns.append(f'{value} AS "{name}"')
-    metrics = ", ".join(_literal(m) for m in sorted({_split(n)[1] for n in names}))
-    return (
-        f"SELECT f.unit_code, {', '.join(columns)} FROM {table} f "
-        f"LEFT JOIN unit_day u ON u.report_date = f.report_date AND u.unit_code = f.unit_code "
-        f"WHERE f.report_date BETWEEN '{first}' AND '{day}' AND f.metric IN ({metrics}) AND f.unit_code IN "
-        f"(SELECT s.unit_code FROM {table} s WHERE s.report_date = '{day}' AND s.source_sha256 <> 'derived') "
-        f"GROUP BY f.unit_code"
+            frame = _pivot(list(PER_METRIC), report_date, "{batch}", by_metric=[c.metric for c in members])
+            sql = f"SELECT * FROM ({frame}) unit_figures WHERE {key[1]} ORDER BY unit_code, metric"
+            queries.append(StoreQuery(tuple(members), sql, per_metric=True))
+    return queries
+
+
+def today_query(names: list[str], report_date: date, table: str = "figure") -> str:
+    """Today's figures of the units with a submitted figure on the day, a column per name (missing: NULL)."""
+    if not names:
+        day = report_date.isoformat()
+        return f"SELECT DISTINCT unit_code FROM {table} WHERE report_date = '{day}' AND source_sha256 <> 'derived'"
+    return _pivot(names, report_date, table, by_metric=None)
+
+
+def _quoted(check: Check) -> list[str]:
+    """The names a per-metric check's message quotes besides those it needs."""
+    m = check.metric
+    return [m, f"prev_{m}", f"mean7_{m}", f"days7_{m}"] if m else []
+
+
+def _generic(check: Check) -> Check | None:
+    """A per-metric check with its metric's names as value, prev_value…; None when it names another metric
+    (then it keeps a query of its own)."""
+    renamed = {}
+    for name in check.needs:
+        prefix, metric = _split(name)
+        if metric != check.metric:
+            return None
+        renamed[name] = prefix + VALUE
+    tree = ast.parse(check.expr.source, mode="eval")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            node.id = renamed[node.id]
+    source = ast.unparse(tree)
+    return Check(
+        check.name, check.label, check.severity, check.stage, type(check.expr)(source), tuple(renamed.values()), ""
     )
 
 
-def unexpected_rows_query(check: Check, report_date: date) -> str:
-    """GX's unexpected-rows query for the check against the store: the units that break it on the day."""
-    frame = store_frame_query(list(check.needs), report_date, "{batch}")
-    return f"SELECT unit_code FROM ({frame}) unit_figures WHERE {sql_violation(check)} ORDER BY unit_code"
+def _pivot(names: list[str], report_date: date, table: str, by_metric: list[str] | None) -> str:
+    """Figures of the units with a submitted figure on the day, from the long `figure` table: a row per unit
+    (by_metric False: a column per name) or per unit and metric of `by_metric` (columns value, prev_value…).
+    History comes only from days whose unit_day is 'cleared'; `days7_` counts them (0 when none). Only the days
+    the names need are read."""
+    day = report_date.isoformat()
+    back = max((HISTORY_DAYS if p in SPAN else HISTORY.get(p, 0)) for p, _ in map(_split, names))
+    first = (report_date - timedelta(days=back)).isoformat()
+    cleared = "u.status = 'cleared'"
+    selected = []
+    for name in names:
+        prefix, metric = _split(name)
+        which = "" if by_metric else f" AND f.metric = {_literal(metric)}"
+        if not prefix:
+            value = f"MAX(CASE WHEN f.report_date = '{day}'{which} THEN f.value END)"
+        elif prefix in HISTORY:
+            earlier = (report_date - timedelta(days=HISTORY[prefix])).isoformat()
+            value = f"MAX(CASE WHEN f.report_date = '{earlier}' AND {cleared}{which} THEN f.value END)"
+        elif prefix == "mean7_":
+            value = f"AVG(CASE WHEN f.report_date < '{day}' AND {cleared}{which} THEN f.value END)"
+        else:
+            value = f"COUNT(CASE WHEN f.report_date < '{day}' AND {cleared}{which} THEN 1 END)"
+        selected.append(f'{value} AS "{name}"')
+    metrics = by_metric or sorted({_split(n)[1] for n in names})
+    keys = "f.unit_code, f.metric" if by_metric else "f.unit_code"
+    # Always joined, even with no history to read: GX substitutes an unaliased "({batch})" only into a query
+    # that joins (else it adds an alias of its own, which "{batch} f" would break).
+    return (
+        f"SELECT {keys}, {', '.join(selected)} FROM {table} f "
+        f"LEFT JOIN unit_day u ON u.report_date = f.report_date AND u.unit_code = f.unit_code "
+        f"WHERE f.report_date BETWEEN '{first}' AND '{day}' AND f.metric IN ({', '.join(map(_literal, metrics))}) "
+        f"AND f.unit_code IN "
+        f"(SELECT s.unit_code FROM {table} s WHERE s.report_date = '{day}' AND s.source_sha256 <> 'derived') "
+        f"GROUP BY {keys}"
+    )
 
 
 def _split(name: str) -> tuple[str, str]:
