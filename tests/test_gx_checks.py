@@ -10,7 +10,7 @@ from test_rules import CHECK_CASES, DAY, checks_named
 from closeout.catalogue import Check, load_catalogue
 from closeout.checks import GxRunner, check_expectations, run_checks, run_store_checks
 from closeout.expressions import Expression
-from closeout.gxcompile import compile_for_frame, pandas_violation, sql_violation
+from closeout.gxcompile import compile_for_frame, pandas_violation, sql_violation, store_queries
 from closeout.settings import load_settings
 from closeout.store import Store
 
@@ -278,3 +278,20 @@ def test_a_query_gx_cannot_run_stops_the_check_instead_of_passing_it(tmp_path, r
     )
     with pytest.raises(RuntimeError, match="no_such_table"):
         runner.store_failures(store.engine, [broken], "broken")
+
+
+@pytest.mark.unit
+def test_against_the_store_a_per_kind_rule_is_one_query_over_all_its_metrics(catalogue):
+    checks = [c for c in catalogue.checks if c.stage == "reconcile"]
+    queries = store_queries(checks, DAY)
+    assert [(q.checks[0].name, len(q.checks), q.per_metric) for q in queries] == [
+        ("pending_balance", 1, False),
+        ("isolation_balance", 1, False),
+        ("positivity_rate", 1, False),
+        ("jump", sum(c.name == "jump" for c in checks), True),
+        ("stale", sum(c.name == "stale" for c in checks), True),
+    ]
+    jump = queries[3].sql
+    assert '"value" > (6 * "mean7_value")' in jump and "'2022-03-12'" in jump  # the 7 days before
+    assert "'2022-03-18'" in queries[0].sql and "'2022-03-17'" not in queries[0].sql  # yesterday only
+    assert all("{batch}" in q.sql and " JOIN " in q.sql for q in queries)

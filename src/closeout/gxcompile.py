@@ -250,7 +250,7 @@ def _generic(check: Check) -> Check | None:
 
 def _pivot(names: list[str], report_date: date, table: str, by_metric: list[str] | None) -> str:
     """Figures of the units with a submitted figure on the day, from the long `figure` table: a row per unit
-    (by_metric False: a column per name) or per unit and metric of `by_metric` (columns value, prev_value…).
+    (by_metric None: a column per name) or per unit and metric of `by_metric` (columns value, prev_value…).
     History comes only from days whose unit_day is 'cleared'; `days7_` counts them (0 when none). Only the days
     the names need are read."""
     day = report_date.isoformat()
