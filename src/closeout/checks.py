@@ -118,6 +118,7 @@ class GxRunner:
         """One store per process in production; tests move from store to store, so let go of the last one's
         connections (GX keeps its own engine)."""
         if self._store is not None:
+            self._store[1].get_execution_engine().close()  # validations run on this one's own engine
             self._store[1].get_engine().dispose()
             self.context.data_sources.delete("store")
             self._store = None
