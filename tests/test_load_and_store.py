@@ -1,6 +1,7 @@
 """Loading, reconciling and publishing against a real store: SQLite and the machine's PostgreSQL."""
 
 import json
+import re
 import smtplib
 from contextlib import contextmanager
 from datetime import date
@@ -493,6 +494,15 @@ def test_stock_break_against_yesterday_leaves_the_unit_open(db_url, ctx_for, tmp
         f for f in ctx.store.rows("select_findings", {"report_date": "2022-03-19"}) if f["severity"] == "hard"
     ]
     assert finding["rule"] == "isolation_balance" and finding["line"].startswith("[未结清] 柯城区(330802)")
+    # GX's own results of the day as Data Docs: the load's batch and the reconcile, the failing one named
+    index = ctx.settings.outbox / "2022-03-19" / "checks" / "index.html"
+    pages = {p: p.read_text(encoding="utf-8") for p in (index.parent / "validations").rglob("*.html")}
+    suites = {p.relative_to(index.parent / "validations").parts[0] for p in pages}
+    assert suites == {"validate-rows", "validate-completeness", "validate-checks", "reconcile-checks"}
+    (reconciled,) = [page for path, page in pages.items() if "reconcile-checks" in path.parts]
+    assert re.findall(r'fa-times text-danger" ></i>.*?<span >\s*(\w+)：', reconciled, re.S) == ["isolation_balance"]
+    links = re.findall(r'href="(?!https?:|#)([^"]+)"', index.read_text(encoding="utf-8"))
+    assert "expectations/reconcile-checks.html" in links and all((index.parent / link).exists() for link in links)
 
 
 def test_cumulative_is_derived_and_a_submitted_one_is_checked(db_url, ctx_for, tmp_path):

@@ -129,7 +129,7 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
     not yet sent."""
     registry, catalogue, store = ctx.registry, ctx.catalogue, ctx.store
     day = report_date.isoformat()
-    figures = read_figures(ctx, report_date, days_before=1)
+    figures = read_figures(ctx, report_date)
     today, yesterday = figures.today(), figures.day(1)
     statuses = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
     lines = [

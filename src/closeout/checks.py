@@ -1,8 +1,10 @@
-"""Great Expectations as the check engine: one suite and one validation per batch of units.
+"""Great Expectations as the check engine: one suite and one validation per batch of units, and per day.
 
-Row rules run on the long frame (one row per reported figure); the rules of checks.yaml run on
-the wide frame (one row per unit, one column per name) as boolean columns that must be True.
-GX is imported here only, inside the task that needs it, never at DAG parse time.
+Row rules run on the long frame (one row per reported figure). The rules of checks.yaml are compiled
+(gxcompile.py) to expectations GX evaluates itself: on the batch's wide frame (one row per unit, one column
+per name) at validation, and as unexpected-rows queries against the store at reconcile. Python only turns
+GX's failures into the operator's one-line findings. GX is imported here only, inside the task that needs
+it, never at DAG parse time.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
+from sqlalchemy import text
 
 from closeout.catalogue import Catalogue, Check
 from closeout.findings import Finding
+from closeout.gxcompile import NEGATED, PER_METRIC, VALUE, compile_for_frame, describe, store_queries, today_query
 from closeout.numbers import render_value
 
 ROW_RULES = {
@@ -33,7 +37,7 @@ ROW_RULES = {
 @dataclass(frozen=True)
 class Failure:
     meta: dict  # the expectation's meta: which rule (and check) it stands for
-    indices: list
+    indices: list  # the frame rows it hit; against the store, the rows its query returned
 
 
 class GxRunner:
@@ -59,31 +63,87 @@ class GxRunner:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
         self.source = self.context.data_sources.add_pandas("closeout")
+        self._store: tuple | None = None  # (URL, GX datasource, batch definition of its figure table)
 
-    def failures(self, frame: pd.DataFrame, expectations: list) -> list[Failure]:
-        """Run the expectations on the frame; each failure carries the frame indices it hit."""
+    def failures(
+        self, frame: pd.DataFrame, expectations: list, suite: str = "", keep: list | None = None
+    ) -> list[Failure]:
+        """Run the expectations on the frame; each failure carries the frame indices it hit. `keep` collects
+        GX's validation result (for Data Docs)."""
         if frame.empty or not expectations:
             return []
         name = f"batch-{uuid.uuid4().hex[:12]}"
         asset = self.source.add_dataframe_asset(name)
         batch_definition = asset.add_batch_definition_whole_dataframe(name)
-        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
-        definition = self.gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
-        frame = frame.reset_index(drop=True)
-        result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "COMPLETE"})
+        try:
+            result = self._run(
+                suite or name, batch_definition, expectations, {"dataframe": frame.reset_index(drop=True)}
+            )
+        finally:
+            self.source.delete_asset(name)
+        if keep is not None:
+            keep.append(result)
+        return [
+            Failure(dict(item.expectation_config.meta), item.result.get("unexpected_index_list") or [])
+            for item in result.results
+            if not item.success
+        ]
+
+    def store_failures(self, engine, expectations: list, suite: str, keep: list | None = None) -> list[Failure]:
+        """Run unexpected-rows expectations against the reporting store's `figure` table (one batch, one run);
+        each failure carries the rows its query returned."""
+        url = engine.url.render_as_string(hide_password=False)
+        if self._store is None or self._store[0] != url:
+            self._forget_store()
+            add = {"sqlite": self.context.data_sources.add_sqlite, "postgresql": self.context.data_sources.add_postgres}
+            source = add.get(engine.dialect.name, self.context.data_sources.add_sql)("store", connection_string=url)
+            figures = source.add_table_asset("figure", table_name="figure")
+            self._store = (url, source, figures.add_batch_definition_whole_table("figure"))
+        result = self._run(suite, self._store[2], expectations, None)
+        if keep is not None:
+            keep.append(result)
         failures = []
         for item in result.results:
-            if item.exception_info and item.exception_info.get("raised_exception"):
-                raise RuntimeError(
-                    f"GX expectation {item.expectation_config.type} failed to run: "
-                    f"{item.exception_info.get('exception_message')}"
-                )
-            if not item.success:
-                indices = item.result.get("unexpected_index_list") or []
-                failures.append(Failure(dict(item.expectation_config.meta), indices))
-        self.context.suites.delete(name)
-        self.source.delete_asset(name)
+            if item.success:
+                continue
+            rows = item.result["details"]["unexpected_rows"]
+            if item.result["observed_value"] > len(rows):  # GX returns at most 200 rows: read the rest the same way
+                query = item.expectation_config.kwargs["unexpected_rows_query"].format(batch="figure")
+                with engine.connect() as conn:
+                    rows = [dict(r._mapping) for r in conn.execute(text(query))]
+            failures.append(Failure(dict(item.expectation_config.meta), rows))
         return failures
+
+    def _forget_store(self) -> None:
+        """One store per process in production; tests move from store to store, so let go of the last one's
+        connections (GX keeps its own engine)."""
+        if self._store is not None:
+            self._store[1].get_execution_engine().close()  # validations run on this one's own engine
+            self._store[1].get_engine().dispose()
+            self.context.data_sources.delete("store")
+            self._store = None
+
+    def _run(self, name: str, batch_definition, expectations: list, batch_parameters: dict | None):
+        """One validation; its suite lives only for the run (runs are sequential, so a name is never taken)."""
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = self.gx.ValidationDefinition(
+            name=f"{name}-{uuid.uuid4().hex[:12]}", data=batch_definition, suite=suite
+        )
+        try:
+            result = definition.run(batch_parameters=batch_parameters, result_format={"result_format": "COMPLETE"})
+        finally:
+            self.context.suites.delete(name)
+            if definition.id:  # run() stored it: drop it, or a long-lived process piles them up
+                store = self.context.validation_definition_store
+                store.remove_key(store.get_key(name=definition.name, id=definition.id))
+        for item in result.results:
+            info = item.exception_info or {}  # GX nests it per metric when a metric failed to compute
+            raised = [v for v in (info, *info.values()) if isinstance(v, dict) and v.get("raised_exception")]
+            if raised:
+                raise RuntimeError(
+                    f"GX expectation {item.expectation_config.type} failed to run: {raised[0].get('exception_message')}"
+                )
+        return result
 
 
 def row_expectations(gx) -> list:
@@ -131,17 +191,20 @@ def completeness_expectations(gx) -> list:
     ]
 
 
-def check_expectations(gx, checks: list[Check]) -> list:
-    return [
-        gx.expectations.ExpectColumnValuesToBeInSet(
-            column=check_column(check), value_set=[True], meta={"rule": check.name, "column": check_column(check)}
+def check_expectations(gx, checks: list[Check]) -> tuple[list, list[str]]:
+    """The checks compiled to GX expectations (meta: the check's position), and the columns to negate."""
+    expectations, negated = [], []
+    for position, check in enumerate(checks):
+        compiled = compile_for_frame(check)
+        expectations.append(
+            getattr(gx.expectations, compiled.type)(
+                **compiled.kwargs,
+                description=describe(check),
+                meta={"rule": check.name, "metric": check.metric or "", "check": position},
+            )
         )
-        for check in checks
-    ]
-
-
-def check_column(check: Check) -> str:
-    return f"ok__{check.name}__{check.metric or ''}"
+        negated += [n for n in compiled.negated if n not in negated]
+    return expectations, negated
 
 
 def format_number(value) -> str:
@@ -159,42 +222,102 @@ def run_checks(
     report_date: date,
     unit_names: dict[str, str],
     stage: str,
+    keep: list | None = None,
 ) -> list[Finding]:
-    """Evaluate checks on the wide frame (index: unit code). Missing today ≠ wrong; missing history: skipped."""
-    findings: list[Finding] = []
-    frame = pd.DataFrame(index=wide.index)
-    for check in checks:
-        verdicts = []
-        for unit_code, row in wide.iterrows():
-            values = {name: row.get(name) for name in check.needs}
-            absent = [n for n, v in values.items() if v is None or (isinstance(v, float) and math.isnan(v))]
-            if not absent:
-                verdicts.append(check.expr(values))
-                continue
-            verdicts.append(None)
-            today_absent = [n for n in absent if n in check.today_names]
-            if today_absent and len(today_absent) < len(check.today_names) and check.metric is None:
-                labels = "、".join(catalogue.by_key[n].display for n in today_absent if n in catalogue.by_key)
-                findings.append(
-                    Finding(
-                        report_date,
-                        unit_code,
-                        unit_names[unit_code],
-                        "missing",
-                        stage,
-                        check.name,
-                        f"缺少{labels}，无法核验“{check.label}”",
-                    )
-                )
-        frame[check_column(check)] = pd.Series(verdicts, index=wide.index, dtype=object)
+    """Evaluate checks on the wide frame (index: unit code) with the expectations they compile to, in one GX
+    run for the whole frame. Missing today ≠ wrong; missing history: skipped (the expectations skip rows
+    where a name is missing)."""
+    findings = missing_findings(wide, checks, catalogue, report_date, unit_names, stage)
+    names = sorted({name for check in checks for name in check.needs})
+    frame = wide.reindex(columns=names).astype(float).reset_index(drop=True)
+    expectations, negated = check_expectations(runner.gx, checks)
+    for name in negated:
+        frame[NEGATED + name] = -frame[name]
     units = list(wide.index)
-    by_column = {check_column(check): check for check in checks}
-    for failure in runner.failures(frame, check_expectations(runner.gx, checks)):
-        check = by_column[failure.meta["column"]]
-        for index in failure.indices:
+    failed = runner.failures(frame, expectations, f"{stage}-checks", keep)
+    for failure in sorted(failed, key=lambda f: f.meta["check"]):
+        check = checks[failure.meta["check"]]
+        for index in sorted(failure.indices):
             unit_code = units[index]
             row = wide.loc[unit_code]
             findings.append(_check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], stage))
+    return findings
+
+
+def run_store_checks(
+    runner: GxRunner,
+    engine,
+    checks: list[Check],
+    catalogue: Catalogue,
+    report_date: date,
+    unit_names: dict[str, str],
+    keep: list | None = None,
+) -> list[Finding]:
+    """The reconcile checks as GX unexpected-rows queries against the store (today's figures beside the closed
+    days before), one GX run for the day; the rows GX returns carry the figures the messages quote."""
+    today_names = sorted({name for check in checks if check.metric is None for name in check.today_names})
+    with engine.connect() as conn:
+        today = pd.read_sql(text(today_query(today_names, report_date)), conn, index_col="unit_code")
+    today = today.reindex([code for code in unit_names if code in today.index])  # registry order, as before
+    if today.index.empty:  # no unit sent a file that day
+        return []
+    findings = missing_findings(today, checks, catalogue, report_date, unit_names, "reconcile")
+    queries = store_queries(checks, report_date)
+    expectations = [
+        runner.gx.expectations.UnexpectedRowsExpectation(
+            unexpected_rows_query=query.sql,
+            description=describe(query.checks[0], metric=not query.per_metric),
+            meta={"rule": query.checks[0].name, "query": position},
+        )
+        for position, query in enumerate(queries)
+    ]
+    hits: dict[int, dict[str, dict]] = {}  # check position → unit → the figures its message quotes
+    position = {id(check): n for n, check in enumerate(checks)}
+    for failure in runner.store_failures(engine, expectations, "reconcile-checks", keep):
+        query = queries[failure.meta["query"]]
+        by_metric = {check.metric: check for check in query.checks}
+        for row in failure.indices:
+            check = by_metric[row["metric"]] if query.per_metric else query.checks[0]
+            figures = {name.replace(VALUE, check.metric): row[name] for name in PER_METRIC} if query.per_metric else row
+            hits.setdefault(position[id(check)], {})[row["unit_code"]] = figures
+    for n in sorted(hits):
+        check = checks[n]
+        for unit_code in (code for code in today.index if code in hits[n]):
+            row = hits[n][unit_code]
+            findings.append(
+                _check_finding(check, row, catalogue, report_date, unit_code, unit_names[unit_code], "reconcile")
+            )
+    return findings
+
+
+def missing_findings(
+    wide: pd.DataFrame,
+    checks: list[Check],
+    catalogue: Catalogue,
+    report_date: date,
+    unit_names: dict[str, str],
+    stage: str,
+) -> list[Finding]:
+    """A check whose unit sent some of today's figures it needs but not all: "缺少…，无法核验" (never "wrong")."""
+    findings = []
+    for check in checks:
+        if check.metric is not None:
+            continue
+        today = list(check.today_names)
+        absent = wide.reindex(columns=today).isna()
+        for unit_code, row in absent[absent.any(axis=1) & ~absent.all(axis=1)].iterrows():
+            labels = "、".join(catalogue.by_key[n].display for n in today if row[n] and n in catalogue.by_key)
+            findings.append(
+                Finding(
+                    report_date,
+                    unit_code,
+                    unit_names[unit_code],
+                    "missing",
+                    stage,
+                    check.name,
+                    f"缺少{labels}，无法核验“{check.label}”",
+                )
+            )
     return findings
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from closeout.archive import ArchivedFile, quarantine_file, take_file
 from closeout.context import Context
+from closeout.datadocs import group_label, keep_results
 from closeout.findings import Finding, blocking
 from closeout.ingest import Submission, discover, parse_submission, read_narrative
 from closeout.numbers import render_value
@@ -83,7 +84,9 @@ def load_group(ctx: Context, report_date: date, codes: list[str], signed: Signat
     if to_validate:
         from closeout.checks import GxRunner  # GX is heavy: imported only when there is something to check
 
-        validate_batch(to_validate, ctx.catalogue, GxRunner.shared())
+        results: list = []
+        validate_batch(to_validate, ctx.catalogue, GxRunner.shared(), results)
+        keep_results(ctx.settings, report_date, group_label("validate", [s.unit.code for s in to_validate]), results)
     if pending:
         outcomes |= _commit(ctx, report_date, pending, loaded, signed)
     for code in codes:  # after the figures, so a bad narrative never holds them up

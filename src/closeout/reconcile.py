@@ -5,17 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import pandas as pd
-
 from closeout.archive import quarantine_file, take_file
-from closeout.checks import GxRunner, run_checks
 from closeout.context import Context
 from closeout.findings import Finding
 from closeout.ingest import discover
 from closeout.store import unit_day
 from closeout.textclean import printable_name
 
-HISTORY_DAYS = 7
 DERIVED = {"qualifier": "", "note": "", "source_sha256": "derived", "source_rows": "", "attributed_unit": ""}
 
 
@@ -42,8 +38,9 @@ class DayFigures:
         return self.submitted.get(self.report_date, set())
 
 
-def read_figures(ctx: Context, report_date: date, days_before: int = HISTORY_DAYS) -> DayFigures:
-    span = {"first_date": (report_date - timedelta(days=days_before)).isoformat(), "last_date": report_date.isoformat()}
+def read_figures(ctx: Context, report_date: date) -> DayFigures:
+    """The day's figures and yesterday's (the trailing week's checks run in the store: closeout.gxcompile)."""
+    span = {"first_date": (report_date - timedelta(days=1)).isoformat(), "last_date": report_date.isoformat()}
     by_day: dict = {}
     submitted: dict = {}
     for r in ctx.store.rows("select_figures_between", span):
@@ -56,28 +53,6 @@ def read_figures(ctx: Context, report_date: date, days_before: int = HISTORY_DAY
         if r["status"] == "cleared":
             cleared.setdefault(date.fromisoformat(r["report_date"]), set()).add(r["unit_code"])
     return DayFigures(report_date, by_day, submitted, cleared)
-
-
-def wide_with_history(ctx: Context, figures: DayFigures) -> pd.DataFrame:
-    """One row per unit that reported today: metric columns plus prev_, prev2_, mean7_, days7_ columns
-    taken from closed (已结清) days only."""
-    keys = [m.key for m in ctx.catalogue.metrics]
-    records = {}
-    for unit in ctx.registry.all_units:
-        if unit.code not in figures.reporting_today():
-            continue
-        today = figures.today()[unit.code]
-        record = {k: today[k][0] for k in today}
-        closed = [figures.closed(n, unit.code) or {} for n in range(1, HISTORY_DAYS + 1)]
-        for key in keys:
-            earlier = [day.get(key) for day in closed]
-            values = [v[0] for v in earlier if v is not None]
-            record[f"prev_{key}"] = earlier[0][0] if earlier[0] else None
-            record[f"prev2_{key}"] = earlier[1][0] if earlier[1] else None
-            record[f"mean7_{key}"] = sum(values) / len(values) if values else None
-            record[f"days7_{key}"] = len(values)
-        records[unit.code] = record
-    return pd.DataFrame.from_dict(records, orient="index")
 
 
 def previous_day_open(ctx: Context, figures: DayFigures) -> list[Finding]:
@@ -144,6 +119,19 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
     return findings
 
 
+def reconcile_checks(ctx: Context, report_date: date) -> list[Finding]:
+    """The reconcile checks of checks.yaml, run by GX against the store; the day's Data Docs are built after."""
+    from closeout.checks import GxRunner, run_store_checks  # GX only in the task that validates
+    from closeout.datadocs import publish
+
+    checks = [c for c in ctx.catalogue.checks if c.stage == "reconcile"]
+    results: list = []
+    runner = GxRunner.shared()
+    findings = run_store_checks(runner, ctx.store.engine, checks, ctx.catalogue, report_date, ctx.unit_names(), results)
+    publish(runner, ctx.settings, report_date, "reconcile", results)
+    return findings
+
+
 def quarantine_unmatched(ctx: Context, report_date: date) -> list[Finding]:
     """Files whose name names no unit in the registry: kept in quarantine, listed in the data notes."""
     findings = []
@@ -170,12 +158,7 @@ def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
     findings = derive_cumulative(ctx, report_date) + quarantine_unmatched(ctx, report_date)
     figures = read_figures(ctx, report_date)
     findings += previous_day_open(ctx, figures)
-    wide = wide_with_history(ctx, figures)
-    checks = [c for c in ctx.catalogue.checks if c.stage == "reconcile"]
-    if not wide.empty:
-        findings += run_checks(
-            GxRunner.shared(), wide, checks, ctx.catalogue, report_date, ctx.unit_names(), "reconcile"
-        )
+    findings += reconcile_checks(ctx, report_date)
     loaded_status = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": day})}
     excused = {
         r["unit_code"]: f"{r['reason']}（{r['marked_by']} 标记）"

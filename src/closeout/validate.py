@@ -74,11 +74,14 @@ def long_frame(submissions: list[Submission], catalogue: Catalogue) -> pd.DataFr
     return frame
 
 
-def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: GxRunner) -> None:
-    """Add validation findings to each submission (in place). GX runs once for the whole batch."""
+def validate_batch(
+    submissions: list[Submission], catalogue: Catalogue, runner: GxRunner, keep: list | None = None
+) -> None:
+    """Add validation findings to each submission (in place). GX runs once for the whole batch; `keep`
+    collects GX's validation results (for the day's Data Docs)."""
     by_unit = {sub.unit.code: sub for sub in submissions}
     frame = long_frame(submissions, catalogue)
-    for failure in runner.failures(frame, row_expectations(runner.gx)):
+    for failure in runner.failures(frame, row_expectations(runner.gx), "validate-rows", keep):
         rule = failure.meta["rule"]
         for index in failure.indices:
             row = frame.iloc[index]
@@ -106,7 +109,7 @@ def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: 
                     value=r.raw,
                     stage="validate",
                 )
-    _check_completeness(submissions, catalogue, runner)
+    _check_completeness(submissions, catalogue, runner, keep)
     same_day = [c for c in catalogue.checks if c.stage == "validate"]
     wide = pd.DataFrame.from_dict(
         {sub.unit.code: {f.metric: f.value for f in collapse(sub)} for sub in submissions},
@@ -115,12 +118,14 @@ def validate_batch(submissions: list[Submission], catalogue: Catalogue, runner: 
     )
     names = {sub.unit.code: sub.unit.name for sub in submissions}
     report_date = submissions[0].report_date if submissions else None
-    for finding in run_checks(runner, wide, same_day, catalogue, report_date, names, "validate"):
+    for finding in run_checks(runner, wide, same_day, catalogue, report_date, names, "validate", keep):
         sub = by_unit[finding.unit_code]
         sub.findings.append(replace(finding, file=sub.path.name))
 
 
-def _check_completeness(submissions: list[Submission], catalogue: Catalogue, runner: GxRunner) -> None:
+def _check_completeness(
+    submissions: list[Submission], catalogue: Catalogue, runner: GxRunner, keep: list | None
+) -> None:
     """缺项: every required metric must be reported; "不详" counts as reported (unknown is not missing).
 
     A metric already named by another finding of the file (a value that could not be read) is not listed
@@ -137,7 +142,7 @@ def _check_completeness(submissions: list[Submission], catalogue: Catalogue, run
                 records.append({"unit_code": sub.unit.code, "metric": metric.key, "reported": metric.key in reported})
     frame = pd.DataFrame.from_records(records, columns=["unit_code", "metric", "reported"])
     missing: dict[str, list[str]] = {}
-    for failure in runner.failures(frame, completeness_expectations(runner.gx)):
+    for failure in runner.failures(frame, completeness_expectations(runner.gx), "validate-completeness", keep):
         for index in failure.indices:
             missing.setdefault(frame.iloc[index]["unit_code"], []).append(frame.iloc[index]["metric"])
     by_unit = {sub.unit.code: sub for sub in submissions}
