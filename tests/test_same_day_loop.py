@@ -1,5 +1,6 @@
 """The same-day loop on a real store and a real SMTP server: receipts, reminders, the deadline alert, 标记缺报."""
 
+from contextlib import contextmanager
 from datetime import date, datetime
 
 from conftest import SAMPLE_INBOX, copy_day, publish, received_mails
@@ -55,6 +56,25 @@ def test_each_judged_file_gets_one_receipt_naming_what_was_read_or_why_not(db_ur
     assert pipeline.judge_arrivals(ctx, DAY) == ["330802"]
     [again] = notices.send_notices(ctx, notices.receipts_due(ctx, DAY), SENDER, smtp_connect(smtp_sink))
     assert again.unit_code == "330802" and again.subject.startswith("【回执】")
+
+
+def test_notices_share_smtp_sessions_up_to_the_per_session_cap(db_url, ctx_for, tmp_path, smtp_sink, monkeypatch):
+    ctx, _ = afternoon(db_url, ctx_for, tmp_path)
+    sessions = []
+    real = smtp_connect(smtp_sink)
+
+    @contextmanager
+    def counted():
+        with real() as send:
+            sessions.append(send)
+            yield send
+
+    monkeypatch.setattr(notices, "MESSAGES_PER_SESSION", 3)
+    due = notices.reminders_due(ctx, DAY, at("19:01"))
+    assert len(due) == 6  # nobody has reported yet
+    assert len(notices.send_notices(ctx, due, SENDER, counted)) == 6
+    assert len(sessions) == 2 and len(received_mails(smtp_sink.folder)) == 6  # two logins for six messages
+    assert notices.send_notices(ctx, due, SENDER, counted) == [] and len(sessions) == 2  # nothing left: no login
 
 
 def test_reminders_go_once_per_unit_and_time_to_units_still_open_copied_to_ops(db_url, ctx_for, tmp_path, smtp_sink):

@@ -27,13 +27,14 @@ SELECT unit_code, sha256, file_name, status, reasons, received_at, processed_at 
 WHERE report_date = :report_date ORDER BY processed_at;
 
 -- name: select_file_findings
-SELECT severity, rule, line FROM finding
-WHERE report_date = :report_date AND unit_code = :unit_code AND file_name = :file_name AND stage IN ('load', 'validate')
-ORDER BY row_no, rule;
+-- The findings of the units' files, for their receipts (one query for every receipt due).
+SELECT unit_code, file_name, severity, rule, line FROM finding
+WHERE report_date = :report_date AND unit_code IN :unit_codes AND stage IN ('load', 'validate')
+ORDER BY unit_code, file_name, row_no, rule;
 
--- name: select_figures_of_file
-SELECT metric, value, qualifier FROM figure
-WHERE report_date = :report_date AND unit_code = :unit_code AND source_sha256 = :sha256;
+-- name: select_figures_of_files
+SELECT unit_code, source_sha256, metric, value, qualifier FROM figure
+WHERE report_date = :report_date AND unit_code IN :unit_codes AND source_sha256 <> 'derived';
 
 -- name: upsert_excusal
 INSERT INTO unit_excusal (report_date, unit_code, reason, marked_by, marked_at)

@@ -9,7 +9,7 @@ missing. Chinese, plain and short: the clerk reads them on a phone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -22,7 +22,8 @@ from closeout.settings import LOCAL_TZ
 from closeout.store import now_local
 
 Connect = Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]]
-CLEARED = ("loaded", "cleared", "break", "excused")  # a file was accepted, or the unit was excused
+CLEARED = ("loaded", "cleared", "break", "excused")
+MESSAGES_PER_SESSION = 100  # servers cap the messages of one connection; a login per hundred costs little  # a file was accepted, or the unit was excused
 
 
 @dataclass(frozen=True)
@@ -51,20 +52,37 @@ def receipts_due(ctx: Context, report_date: date) -> list[Notice]:
     """One receipt for every file judged that day and not yet receipted, oldest first."""
     day = report_date.isoformat()
     sent = _sent_keys(ctx, day, "receipt")
-    notices = []
-    for sub in ctx.store.rows("select_judged_submissions", {"report_date": day}):
-        if (sub["unit_code"], sub["sha256"]) in sent:
-            continue
-        unit = ctx.registry.get(sub["unit_code"])
-        notices.append(_receipt(ctx, report_date, unit, sub))
-    return notices
+    due = [
+        sub
+        for sub in ctx.store.rows("select_judged_submissions", {"report_date": day})
+        if (sub["unit_code"], sub["sha256"]) not in sent
+    ]
+    if not due:
+        return []
+    scope = {"report_date": day, "unit_codes": sorted({sub["unit_code"] for sub in due})}
+    findings: dict[tuple[str, str], list[dict]] = {}
+    for f in ctx.store.rows("select_file_findings", scope):
+        findings.setdefault((f["unit_code"], f["file_name"]), []).append(f)
+    figures: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in ctx.store.rows("select_figures_of_files", scope):
+        figures.setdefault((r["unit_code"], r["source_sha256"]), {})[r["metric"]] = r
+    return [
+        _receipt(
+            ctx,
+            report_date,
+            ctx.registry.get(sub["unit_code"]),
+            sub,
+            findings.get((sub["unit_code"], sub["file_name"]), []),
+            figures.get((sub["unit_code"], sub["sha256"]), {}),
+        )
+        for sub in due
+    ]
 
 
-def _receipt(ctx: Context, report_date: date, unit, sub: dict) -> Notice:
+def _receipt(
+    ctx: Context, report_date: date, unit, sub: dict, findings: list[dict], figures: dict[str, dict]
+) -> Notice:
     day, when = report_date.isoformat(), sub["received_at"][11:16]
-    findings = ctx.store.rows(
-        "select_file_findings", {"report_date": day, "unit_code": unit.code, "file_name": sub["file_name"]}
-    )
     head = f"{unit.name}：\n你单位 {when} 报送的{month_day(report_date)}日报文件 {sub['file_name']}"
     if sub["status"] == "rejected":
         subject = f"【退回】{unit.name}{month_day(report_date)}日报未通过校验，请更正后重报"
@@ -77,12 +95,6 @@ def _receipt(ctx: Context, report_date: date, unit, sub: dict) -> Notice:
         )
     else:
         subject = f"【回执】{unit.name}{month_day(report_date)}日报已受理"
-        figures = {
-            r["metric"]: r
-            for r in ctx.store.rows(
-                "select_figures_of_file", {"report_date": day, "unit_code": unit.code, "sha256": sub["sha256"]}
-            )
-        }
         shown = [
             f"  {m.label}：{render_value(figures[m.key]['value'], figures[m.key]['qualifier'])}{m.unit}"
             for m in ctx.catalogue.metrics
@@ -220,7 +232,23 @@ def build_notice_message(notice: Notice, sender: str) -> EmailMessage:
 
 
 def send_notices(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
-    """Send each notice at most once; a notice with no recipients is recorded as such and not mailed."""
+    """Send each notice at most once; a notice with no recipients is recorded as such and not mailed. One SMTP
+    session carries up to MESSAGES_PER_SESSION of them: 2,850 receipts are not 2,850 logins."""
+    with ExitStack() as session:
+        send, in_session = None, 0
+
+        def reuse() -> AbstractContextManager[Callable[[EmailMessage], object]]:
+            nonlocal send, in_session
+            if send is None or in_session == MESSAGES_PER_SESSION:
+                session.close()
+                send, in_session = session.enter_context(connect()), 0
+            in_session += 1
+            return nullcontext(send)
+
+        return _send_each(ctx, notices, sender, reuse)
+
+
+def _send_each(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
     store, sent = ctx.store, []
     for notice in notices:
         if store.rows("select_notice", notice.ident):
