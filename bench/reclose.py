@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import smtplib
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -89,26 +87,17 @@ def check_cascade(ctx, dataset: Dataset, code: str, result, editions_before: dic
     return problems
 
 
-def smtp_to(sink):
-    @contextmanager
-    def connect():
-        with smtplib.SMTP(sink.hostname, sink.port) as client:
-            yield client.send_message
-
-    return connect
-
-
 def run(days: int, backend: str, work: Path, pg_admin_url: str, seed: int = DEFAULT_SEED, progress=print) -> dict:
     """Generate, publish, correct, time the range re-close; the figures and any problems."""
     from closeout.editions import editions_of
-    from closeout.mailsink import start_sink
+    from closeout.mailsink import sink_session, start_sink
     from closeout.reclose_range import reclose_range, send_summary
     from closeout.settings import LOCAL_TZ
 
     dataset = generate("city", work / "data", days=days, seed=seed)
     today = datetime.now(LOCAL_TZ).date()
     sink = start_sink(work / "mail")
-    connect = smtp_to(sink)
+    connect = sink_session(sink)
     try:
         with fresh_store(backend, "reclose", work, pg_admin_url) as url:
             ctx = context_for(closeout_env(dataset, url, work))

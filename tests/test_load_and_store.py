@@ -15,6 +15,7 @@ from closeout.archive import sha256_of
 from closeout.bulletin import build_bulletin
 from closeout.load import load_group
 from closeout.mailer import DeliveryUncertain
+from closeout.mailsink import sink_session
 from closeout.notices import open_units
 from closeout.reconcile import reconcile_day
 
@@ -144,14 +145,8 @@ def published_day(db_url, ctx_for, tmp_path, smtp_sink):
 
 
 def smtp_connect(sink):
-    """A logged-in session with the loopback SMTP server, yielding its send function."""
-
-    @contextmanager
-    def connect():
-        with smtplib.SMTP(sink.hostname, sink.port) as client:
-            yield client.send_message
-
-    return connect
+    """A session with the loopback SMTP server, yielding its send function."""
+    return sink_session(sink)
 
 
 def failing_session(error):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import signal
+import smtplib
 import socket
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -51,6 +53,18 @@ def start_sink(folder: Path, host: str = "127.0.0.1", port: int | None = None) -
     controller = Controller(EmlWriter(folder), hostname=host, port=port or free_port(host))
     controller.start()
     return controller
+
+
+def sink_session(controller: Controller):
+    """connect() for a running sink, as closeout.airflow_glue.smtp gives one for smtp_default: a session yielding
+    its send function (no login: the sink takes anyone)."""
+
+    @contextmanager
+    def connect():
+        with smtplib.SMTP(controller.hostname, controller.port) as client:
+            yield client.send_message
+
+    return connect
 
 
 def main() -> None:
