@@ -3,50 +3,49 @@
 -- the columns it does not have with typed NULLs, so that PostgreSQL can match the branches' types.
 
 -- name: board_matrix
--- 'cell': one row per unit and day with anything on record (a verdict, a file, a reminder, an excusal), with
--- the latest file, the first file's arrival (late or not), the latest file's receipt and the reminders sent.
--- 'edition': one row per bulletin edition, with its sign-off decision and its sent delivery, if any.
-WITH files AS (
-    SELECT report_date, unit_code, sha256, file_name, received_at,
-           MIN(received_at) OVER (PARTITION BY report_date, unit_code) AS first_received_at,
-           ROW_NUMBER() OVER (PARTITION BY report_date, unit_code ORDER BY received_at DESC, processed_at DESC) AS newest
-    FROM submission
-    WHERE report_date >= :first_date AND report_date <= :last_date
-),
-reminders AS (
-    SELECT report_date, unit_code, COUNT(*) AS sent
-    FROM notice
-    WHERE kind = 'reminder' AND status = 'sent' AND report_date >= :first_date AND report_date <= :last_date
-    GROUP BY report_date, unit_code
-),
-cell_keys AS (
-    SELECT report_date, unit_code FROM unit_day WHERE report_date >= :first_date AND report_date <= :last_date
-    UNION
-    SELECT report_date, unit_code FROM files WHERE newest = 1
-    UNION
-    SELECT report_date, unit_code FROM reminders
-    UNION
-    SELECT report_date, unit_code FROM unit_excusal WHERE report_date >= :first_date AND report_date <= :last_date
-)
-SELECT 'cell' AS tag, k.report_date, k.unit_code,
-       d.status, d.detail, x.reason AS excusal_reason,
-       f.file_name, f.received_at, f.first_received_at, r.sent_at AS receipt_sent_at,
-       COALESCE(m.sent, 0) AS reminders_sent,
-       CAST(NULL AS INTEGER) AS edition_no, CAST(NULL AS TEXT) AS edition_kind, CAST(NULL AS TEXT) AS subject,
-       CAST(NULL AS TEXT) AS signoff, CAST(NULL AS TEXT) AS sent_at, CAST(NULL AS TEXT) AS recipients
-FROM cell_keys k
-LEFT JOIN unit_day d ON d.report_date = k.report_date AND d.unit_code = k.unit_code
-LEFT JOIN unit_excusal x ON x.report_date = k.report_date AND x.unit_code = k.unit_code
-LEFT JOIN files f ON f.report_date = k.report_date AND f.unit_code = k.unit_code AND f.newest = 1
-LEFT JOIN notice r ON r.kind = 'receipt' AND r.status = 'sent' AND r.report_date = f.report_date
-     AND r.unit_code = f.unit_code AND r.notice_key = f.sha256
-LEFT JOIN reminders m ON m.report_date = k.report_date AND m.unit_code = k.unit_code
+-- The whole board for a date range in one statement, whatever the number of units: no window, no de-duplication,
+-- each branch a scan of one table joined on primary keys; the merging per unit and day is done in Python.
+--   'day'       a verdict (unit_day), once per file received that day (with the time its receipt was sent), or
+--               once with no file; every file has a verdict (load writes both in one transaction), so:
+--   'file'      a file without a verdict: not expected, read so that none is ever lost from the board
+--   'reminders' how many reminders went to the unit that day
+--   'excusal'   an operator's 标记缺报, with its reason in `detail`
+--   'edition'   every bulletin edition: the sign-off decision in `status`, its number in `n`, its sent delivery
+SELECT 'day' AS tag, d.report_date, d.unit_code, d.status, d.detail,
+       s.file_name, s.received_at, r.sent_at AS receipt_sent_at,
+       0 AS n, CAST(NULL AS TEXT) AS edition_kind, CAST(NULL AS TEXT) AS subject, CAST(NULL AS TEXT) AS sent_at,
+       CAST(NULL AS TEXT) AS recipients
+FROM unit_day d
+LEFT JOIN submission s ON s.report_date = d.report_date AND s.unit_code = d.unit_code
+LEFT JOIN notice r ON r.kind = 'receipt' AND r.report_date = s.report_date AND r.unit_code = s.unit_code
+     AND r.notice_key = s.sha256 AND r.status = 'sent'
+WHERE d.report_date >= :first_date AND d.report_date <= :last_date
 UNION ALL
-SELECT 'edition' AS tag, e.report_date, CAST(NULL AS TEXT) AS unit_code,
-       CAST(NULL AS TEXT) AS status, CAST(NULL AS TEXT) AS detail, CAST(NULL AS TEXT) AS excusal_reason,
-       CAST(NULL AS TEXT) AS file_name, CAST(NULL AS TEXT) AS received_at, CAST(NULL AS TEXT) AS first_received_at,
-       CAST(NULL AS TEXT) AS receipt_sent_at, 0 AS reminders_sent,
-       e.edition_no, e.kind AS edition_kind, e.subject, s.decision AS signoff, sent.sent_at, sent.recipients
+SELECT 'file', s.report_date, s.unit_code, CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       s.file_name, s.received_at, r.sent_at,
+       0, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+FROM submission s
+LEFT JOIN notice r ON r.kind = 'receipt' AND r.report_date = s.report_date AND r.unit_code = s.unit_code
+     AND r.notice_key = s.sha256 AND r.status = 'sent'
+WHERE s.report_date >= :first_date AND s.report_date <= :last_date
+  AND NOT EXISTS (SELECT 1 FROM unit_day d WHERE d.report_date = s.report_date AND d.unit_code = s.unit_code)
+UNION ALL
+SELECT 'reminders', report_date, unit_code, CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       COUNT(*), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+FROM notice
+WHERE kind = 'reminder' AND status = 'sent' AND report_date >= :first_date AND report_date <= :last_date
+GROUP BY report_date, unit_code
+UNION ALL
+SELECT 'excusal', report_date, unit_code, CAST(NULL AS TEXT), reason,
+       CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       0, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+FROM unit_excusal
+WHERE report_date >= :first_date AND report_date <= :last_date
+UNION ALL
+SELECT 'edition', e.report_date, CAST(NULL AS TEXT), s.decision, CAST(NULL AS TEXT),
+       CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       e.edition_no, e.kind, e.subject, sent.sent_at, sent.recipients
 FROM edition e
 LEFT JOIN edition_signoff s ON s.report_date = e.report_date AND s.edition_no = e.edition_no
 LEFT JOIN delivery sent ON sent.report_date = e.report_date AND sent.edition_no = e.edition_no AND sent.status = 'sent'
@@ -109,14 +108,25 @@ SELECT 'notice', status, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TE
 FROM notice WHERE report_date = :report_date AND unit_code = :unit_code;
 
 -- name: board_punctuality
--- Per unit and day: the verdict ('day'), the first file's arrival and the rejected files ('files'), an excusal.
-SELECT 'day' AS tag, report_date, unit_code, status, CAST(NULL AS TEXT) AS first_received_at, 0 AS rejected_files
-FROM unit_day WHERE report_date >= :first_date AND report_date <= :last_date
+-- Per unit and day: the verdict with the first file's arrival and the rejected files ('day'), a file without a
+-- verdict ('files': not expected, see board_matrix), an operator's 标记缺报 ('excusal').
+WITH files AS (
+    SELECT report_date, unit_code, MIN(received_at) AS first_received_at,
+           SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) AS rejected_files
+    FROM submission
+    WHERE report_date >= :first_date AND report_date <= :last_date
+    GROUP BY report_date, unit_code
+)
+SELECT 'day' AS tag, d.report_date, d.unit_code, d.status, f.first_received_at,
+       COALESCE(f.rejected_files, 0) AS rejected_files
+FROM unit_day d
+LEFT JOIN files f ON f.report_date = d.report_date AND f.unit_code = d.unit_code
+WHERE d.report_date >= :first_date AND d.report_date <= :last_date
 UNION ALL
-SELECT 'files', report_date, unit_code, CAST(NULL AS TEXT), MIN(received_at),
-       SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END)
-FROM submission WHERE report_date >= :first_date AND report_date <= :last_date
-GROUP BY report_date, unit_code
+SELECT 'files', f.report_date, f.unit_code, CAST(NULL AS TEXT), f.first_received_at, f.rejected_files
+FROM files f
+WHERE NOT EXISTS (SELECT 1 FROM unit_day d WHERE d.report_date = f.report_date AND d.unit_code = f.unit_code)
 UNION ALL
 SELECT 'excusal', report_date, unit_code, CAST(NULL AS TEXT), CAST(NULL AS TEXT), 0
-FROM unit_excusal WHERE report_date >= :first_date AND report_date <= :last_date;
+FROM unit_excusal
+WHERE report_date >= :first_date AND report_date <= :last_date;

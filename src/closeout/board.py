@@ -15,7 +15,6 @@ import csv
 import io
 import os
 import statistics
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,15 +123,13 @@ def _local(iso: str | None) -> datetime | None:
     return when.replace(tzinfo=LOCAL_TZ) if when.tzinfo is None else when.astimezone(LOCAL_TZ)
 
 
-@dataclass(frozen=True)
-class _Cell:
-    status: str
-    detail: str
-    received_at: str | None
-    file_name: str | None
-    receipt_sent_at: str | None
-    reminders_sent: int
-    late: bool
+# What the store says about one unit on one day, as _day_facts gathers it (a list: some 40,000 of them at
+# national scale, each updated in place as its rows arrive).
+_STATUS, _DETAIL, _EXCUSAL, _FIRST_RECEIVED, _LATEST_RECEIVED, _FILE_NAME, _RECEIPT_SENT, _REMINDERS = range(8)
+
+
+def _new_facts() -> list:
+    return [None, "", None, None, None, None, None, 0]
 
 
 class BoardReader:
@@ -177,14 +174,9 @@ class BoardReader:
         if last < first:
             first, last = last, first
         dates = [d.isoformat() for d in _dates(first, last)]
-        cells: dict[tuple[str, str], _Cell] = {}
-        editions: dict[str, list[dict]] = {d: [] for d in dates}
-        for row in self._rows("board_matrix", {"first_date": dates[0], "last_date": dates[-1]}):
-            if row["tag"] == "edition":
-                editions[row["report_date"]].append(_edition(row))
-            else:
-                cells[(row["report_date"], row["unit_code"])] = self._cell(row)
-        pending = _Cell("pending", "", None, None, None, 0, False)
+        facts, editions = self._day_facts(dates)
+        cutoffs = {d: self._cutoff_text(d) for d in dates}
+        nothing = _new_facts()
         needle = (search or "").strip().lower()
         day_counts = {d: dict.fromkeys(STATUS_KEYS, 0) for d in dates}
         shown_counts = {d: dict.fromkeys(STATUS_KEYS, 0) for d in dates}
@@ -200,12 +192,27 @@ class BoardReader:
                 )
                 row_cells = []
                 for d in dates:
-                    cell = cells.get((d, code), pending)
-                    day_counts[d][cell.status] += 1
-                    group_counts[d][cell.status] += 1
-                    if shown:
-                        shown_counts[d][cell.status] += 1
-                        row_cells.append(_cell_json(d, cell))
+                    fact = facts.get((d, code), nothing)
+                    status = board_status(fact[_STATUS], fact[_EXCUSAL] is not None)
+                    day_counts[d][status] += 1
+                    group_counts[d][status] += 1
+                    if not shown:
+                        continue
+                    shown_counts[d][status] += 1
+                    first_received = fact[_FIRST_RECEIVED]
+                    row_cells.append(
+                        {
+                            "date": d,
+                            "status": status,
+                            "label": STATUS_LABELS[status],
+                            "detail": fact[_DETAIL] or (fact[_EXCUSAL] or "" if status == "absent" else ""),
+                            "received_at": fact[_LATEST_RECEIVED],
+                            "file_name": fact[_FILE_NAME],
+                            "receipt_sent_at": fact[_RECEIPT_SENT],
+                            "reminders_sent": fact[_REMINDERS],
+                            "late": first_received is not None and self._late(d, first_received, cutoffs[d]),
+                        }
+                    )
                 if shown:
                     units.append({**_unit_json(unit, unit_group.key), "cells": row_cells})
             shown_units += len(units)
@@ -219,8 +226,6 @@ class BoardReader:
                     }
                 )
         now_local = now.astimezone(LOCAL_TZ) if now.tzinfo else now.replace(tzinfo=LOCAL_TZ)
-        for rows in editions.values():
-            rows.sort(key=lambda e: e["edition_no"])
         return {
             "first": dates[0],
             "last": dates[-1],
@@ -230,28 +235,59 @@ class BoardReader:
             "dates": dates,
             "statuses": STATUSES,
             "days": [
-                {"date": d, "counts": day_counts[d], "shown_counts": shown_counts[d], "editions": editions[d]}
+                {
+                    "date": d,
+                    "counts": day_counts[d],
+                    "shown_counts": shown_counts[d],
+                    "editions": sorted(editions.get(d, []), key=lambda e: e["edition_no"]),
+                }
                 for d in dates
             ],
             "groups": groups,
             "totals": {"units": total_units, "shown_units": shown_units},
         }
 
-    def _cell(self, row: dict) -> _Cell:
-        status = board_status(row["status"], row["excusal_reason"] is not None)
-        detail = row["detail"] or ""
-        if status == "absent" and not detail and row["excusal_reason"]:
-            detail = row["excusal_reason"]
-        first = _local(row["first_received_at"])
-        return _Cell(
-            status=status,
-            detail=detail,
-            received_at=row["received_at"],
-            file_name=row["file_name"],
-            receipt_sent_at=row["receipt_sent_at"],
-            reminders_sent=int(row["reminders_sent"] or 0),
-            late=first is not None and first > _cutoff_at(row["report_date"], self.cutoff),
-        )
+    def _day_facts(self, dates: list[str]) -> tuple[dict[tuple[str, str], list], dict[str, list[dict]]]:
+        """The board_matrix rows merged per (date, unit), and the editions per date. Rows are read as plain
+        tuples: at national scale there are some 40,000, and a dict per row would cost more than the query."""
+        facts: dict[tuple[str, str], list] = {}
+        editions: dict[str, list[dict]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._queries["board_matrix"], {"first_date": dates[0], "last_date": dates[-1]}).all()
+            for tag, d, code, status, detail, file_name, received_at, receipt_sent_at, n, *edition in rows:
+                if tag == "edition":
+                    editions.setdefault(d, []).append(_edition(status, int(n), *edition))
+                    continue
+                fact = facts.get((d, code))
+                if fact is None:
+                    fact = facts[(d, code)] = _new_facts()
+                if tag == "day":
+                    fact[_STATUS], fact[_DETAIL] = status, detail or ""
+                elif tag == "reminders":
+                    fact[_REMINDERS] = int(n)
+                elif tag == "excusal":
+                    fact[_EXCUSAL] = detail or ""
+                if received_at is not None:  # a file, on a 'day' or a 'file' row
+                    if fact[_FIRST_RECEIVED] is None or received_at < fact[_FIRST_RECEIVED]:
+                        fact[_FIRST_RECEIVED] = received_at
+                    if fact[_LATEST_RECEIVED] is None or received_at > fact[_LATEST_RECEIVED]:
+                        fact[_LATEST_RECEIVED], fact[_FILE_NAME], fact[_RECEIPT_SENT] = (
+                            received_at,
+                            file_name,
+                            receipt_sent_at,
+                        )
+        return facts, editions
+
+    def _cutoff_text(self, report_date: str) -> str:
+        return f"{report_date}T{self.cutoff}:00.000"
+
+    def _late(self, report_date: str, received_at: str, cutoff_text: str | None = None) -> bool:
+        """After the cutoff on the report date. The store writes local times with +08:00: those are compared as
+        text (fast, and exact to the millisecond); any other form is parsed."""
+        if received_at.endswith("+08:00") and len(received_at) >= 23:
+            return received_at[:23] > (cutoff_text or self._cutoff_text(report_date))
+        arrived = _local(received_at)
+        return arrived is not None and arrived > _cutoff_at(report_date, self.cutoff)
 
     # --- one unit-day -----------------------------------------------------------------------------------------
 
@@ -380,35 +416,38 @@ class BoardReader:
         median time of the day's first file ("HH:MM" local; hours past 24 for a file after midnight)."""
         if last < first:
             first, last = last, first
-        per_unit: dict[str, dict[str, dict]] = {}
-        for row in self._rows("board_punctuality", {"first_date": first.isoformat(), "last_date": last.isoformat()}):
-            day = per_unit.setdefault(row["unit_code"], {}).setdefault(row["report_date"], {})
-            if row["tag"] == "day":
-                day["status"] = row["status"]
-            elif row["tag"] == "files":
-                day["first_received_at"] = row["first_received_at"]
-                day["rejected_files"] = int(row["rejected_files"] or 0)
-            else:
-                day["excused"] = True
+        # (date, unit) → [stored verdict, excused, first file's arrival, rejected files], from plain tuples
+        days: dict[str, dict[str, list]] = {}
+        span = {"first_date": first.isoformat(), "last_date": last.isoformat()}
+        with self.engine.connect() as conn:
+            for tag, report_date, code, status, first_received_at, rejected_files in conn.execute(
+                self._queries["board_punctuality"], span
+            ).all():
+                day = days.setdefault(code, {}).get(report_date)
+                if day is None:
+                    day = days[code][report_date] = [None, False, None, 0]
+                if tag == "excusal":
+                    day[1] = True
+                    continue
+                if tag == "day":
+                    day[0] = status
+                day[2], day[3] = first_received_at, int(rejected_files or 0)
         result = []
         for unit in self.registry.all_units:
             counts = dict.fromkeys(("days", "on_time", "late", "missing", "rejected", "absent", "rejected_files"), 0)
             offsets = []
-            for report_date, day in sorted(per_unit.get(unit.code, {}).items()):
-                status = board_status(day.get("status"), day.get("excused", False))
-                counts["rejected_files"] += day.get("rejected_files", 0)
+            for report_date, (stored, excused, arrived, rejected_files) in days.get(unit.code, {}).items():
+                status = board_status(stored, excused)
+                counts["rejected_files"] += rejected_files
                 counts["missing"] += status == "missing"
                 counts["rejected"] += status == "rejected"
                 counts["absent"] += status == "absent"
-                arrived = _local(day.get("first_received_at"))
                 if arrived is None:
                     counts["days"] += status == "missing"
                     continue
                 counts["days"] += 1
-                on_time = arrived <= _cutoff_at(report_date, self.cutoff)
-                counts["on_time" if on_time else "late"] += 1
-                midnight = datetime.combine(date.fromisoformat(report_date), time(0), LOCAL_TZ)
-                offsets.append((arrived - midnight).total_seconds())
+                counts["late" if self._late(report_date, arrived) else "on_time"] += 1
+                offsets.append(_seconds_into(report_date, arrived))
             result.append(
                 {
                     "code": unit.code,
@@ -472,38 +511,27 @@ def _unit_json(unit: Unit, group_key: str) -> dict:
     return {"code": unit.code, "name": unit.name, "label": unit.label, "group": group_key, "required": unit.required}
 
 
-def _cell_json(report_date: str, cell: _Cell) -> dict:
-    return {
-        "date": report_date,
-        "status": cell.status,
-        "label": STATUS_LABELS[cell.status],
-        "detail": cell.detail,
-        "received_at": cell.received_at,
-        "file_name": cell.file_name,
-        "receipt_sent_at": cell.receipt_sent_at,
-        "reminders_sent": cell.reminders_sent,
-        "late": cell.late,
-    }
-
-
-def _edition(row: dict) -> dict:
-    if row["sent_at"] is not None:
+def _edition(
+    signoff: str | None, edition_no: int, kind: str, subject: str, sent_at: str | None, recipients: str | None
+) -> dict:
+    """An edition's state: sent (a delivery went out), else held (sign-off pending), rejected, or unsent."""
+    if sent_at is not None:
         state = "sent"
-    elif row["signoff"] == "pending":
+    elif signoff == "pending":
         state = "held"
-    elif row["signoff"] == "rejected":
+    elif signoff == "rejected":
         state = "rejected"
     else:
         state = "unsent"
     return {
-        "edition_no": int(row["edition_no"]),
-        "kind": row["edition_kind"],
-        "kind_label": EDITION_KIND_LABELS.get(row["edition_kind"], row["edition_kind"]),
+        "edition_no": edition_no,
+        "kind": kind,
+        "kind_label": EDITION_KIND_LABELS.get(kind, kind),
         "state": state,
         "state_label": EDITION_STATE_LABELS[state],
-        "sent_at": row["sent_at"],
-        "recipients": [r.strip() for r in (row["recipients"] or "").split(",") if r.strip()],
-        "subject": row["subject"],
+        "sent_at": sent_at,
+        "recipients": [r.strip() for r in (recipients or "").split(",") if r.strip()],
+        "subject": subject,
     }
 
 
@@ -523,6 +551,15 @@ def _number(value):
         return None
     value = float(value)
     return int(value) if value.is_integer() else value
+
+
+def _seconds_into(report_date: str, received_at: str) -> float:
+    """Seconds from the report date's local midnight to the arrival (over 86,400 for a file after midnight)."""
+    if received_at.endswith("+08:00") and received_at.startswith(report_date):  # the store's own form: no parsing
+        hours, minutes, seconds = received_at[11:13], received_at[14:16], received_at[17:19]
+        return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    midnight = datetime.combine(date.fromisoformat(report_date), time(0), LOCAL_TZ)
+    return (_local(received_at) - midnight).total_seconds()
 
 
 def _clock(seconds: float) -> str:
