@@ -32,7 +32,7 @@ AIRFLOW ?= yes
 RECLOSE_DAYS ?= 365
 RECLOSE_BACKEND ?= postgresql
 
-.PHONY: help install demo airflow test lint bench bench-reclose clean-demo
+.PHONY: help install demo airflow test lint bench bench-reclose bench-board clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench: install ## time one day at city, province and country scale on SQLite and
 
 bench-reclose: install ## time re-closing a year of city days in one run (closeout reclose FROM TO), check the cascade
 	$(VENV_BIN)/python -m bench.reclose --days $(RECLOSE_DAYS) --backend $(RECLOSE_BACKEND)
+
+bench-board: install ## time the 日清日结看板's data layer: 2,850 units × 14 days on SQLite and PostgreSQL, check the cells
+	$(VENV_BIN)/python -m bench.board
 
 clean-demo: ## remove data/ (store, archive, outbox, mails) to run the demo from scratch
 	rm -rf $(DATA)

@@ -123,3 +123,45 @@ def test_the_range_reclose_bench_checks_its_cascade_on_a_few_days(tmp_path):
     figures = run(3, "sqlite", tmp_path, PG_ADMIN_URL, progress=lambda line: None)
     assert figures["problems"] == []
     assert (figures["changed_days"], figures["editions"]) == (3, 3)
+
+
+@pytest.mark.unit
+def test_the_board_bench_serves_exactly_what_it_filled(tmp_path):
+    """bench/board.py's check (every cell's status and late flag, every day's counts) on a province fortnight, on
+    SQLite; and it is not vacuous: one verdict changed behind its back is reported."""
+    from sqlalchemy import create_engine, text
+
+    from bench.board import check_board, fill_store, measure
+    from closeout.board import BoardReader
+    from closeout.registry import load_registry
+
+    dataset = generate("province", tmp_path / "data", days=0)
+    timing = measure("sqlite", dataset.registry_path, tmp_path, PG_ADMIN_URL, days=14)
+    assert timing.problems == [] and (timing.units, timing.cells) == (91, 91 * 14)
+
+    registry = load_registry(dataset.registry_path)
+    url = f"sqlite:///{tmp_path / 'changed.db'}"
+    filled = fill_store(url, registry, days=3)
+    day, code = filled.dates[0].isoformat(), registry.units[0].code
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE unit_day SET status = 'missing' WHERE report_date = :d AND unit_code = :u"),
+            {"d": day, "u": code},
+        )
+    engine.dispose()
+    reader = BoardReader(url, registry)
+    board = reader.matrix(filled.dates[0], filled.dates[-1], filled.now)
+    reader.dispose()
+    problems = check_board(board, filled)
+    assert any(f"('{day}', '{code}')" in p for p in problems)
+    assert any(p.startswith(f"{day}: counts") for p in problems)
+
+
+@pytest.mark.services
+def test_the_board_bench_on_postgresql(tmp_path):
+    from bench.board import measure
+
+    dataset = generate("city", tmp_path / "data", days=0)
+    timing = measure("postgresql", dataset.registry_path, tmp_path, PG_ADMIN_URL, days=14)
+    assert timing.problems == [] and timing.cells == 7 * 14

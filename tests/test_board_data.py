@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 
 from closeout.board import STATUSES, BoardReader, UnknownUnit, default_range, punctuality_csv
 from closeout.registry import Registry, Unit
@@ -392,6 +393,12 @@ def test_matrix_is_one_sql_statement(reader):
     event.listen(reader.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     matrix(reader, search="开化")
     assert len(statements) == 1
+
+
+def test_the_reader_cannot_write(reader):
+    with pytest.raises(DBAPIError), reader.engine.begin() as conn:
+        conn.execute(text("DELETE FROM unit_day"))
+    assert matrix(reader)["days"][0]["counts"]["cleared"] == 1
 
 
 def test_unit_day_has_files_findings_figures_revisions_and_notices(reader):

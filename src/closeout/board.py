@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from closeout.registry import Registry, Unit
 from closeout.settings import LOCAL_TZ, PROJECT_ROOT
@@ -150,6 +150,7 @@ class BoardReader:
         options: dict = {"connect_args": {"timeout": 30}} if db_url.startswith("sqlite") else {}
         # pre-ping: a connection the database dropped (restart, failover, idle cut) is replaced, not handed out
         self.engine = create_engine(db_url, pool_pre_ping=True, **options)
+        event.listen(self.engine, "connect", _read_only)
         queries = load_queries(sql_dir or PROJECT_ROOT / "include" / "sql")
         self._queries = {name: text(sql) for name, sql in queries.items() if name.startswith("board_")}
         self._catalogue = catalogue
@@ -533,6 +534,19 @@ def _edition(
         "recipients": [r.strip() for r in (recipients or "").split(",") if r.strip()],
         "subject": subject,
     }
+
+
+def _read_only(dbapi_connection, _record) -> None:
+    """Every connection of the board is read-only, so that a mistake here can never change the store."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.execute("PRAGMA query_only = ON")
+        return
+    # PostgreSQL: a session setting, made outside any transaction so that a rollback cannot undo it
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    dbapi_connection.autocommit = autocommit
 
 
 def _size(archived_path: str | None) -> int | None:
