@@ -19,7 +19,7 @@ from conftest import ROOT
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
-from closeout.board import STATUSES, BoardReader, UnknownUnit, default_range, punctuality_csv
+from closeout.board import STATUSES, BoardReader, StoreNotReady, UnknownUnit, default_range, punctuality_csv
 from closeout.registry import Registry, Unit
 from closeout.settings import LOCAL_TZ
 from closeout.store import Store
@@ -446,6 +446,31 @@ def test_unit_day_of_an_excused_day_and_of_an_unknown_unit(reader):
     assert (empty["status"], empty["files"], empty["figures"], empty["notices"]) == ("pending", [], [], [])
     with pytest.raises(UnknownUnit):
         reader.unit_day(date(2022, 3, 19), "999999")
+
+
+@pytest.mark.unit
+def test_before_the_first_run_there_is_no_store_and_every_unit_is_pending(tmp_path):
+    path = tmp_path / "not-yet" / "closeout.db"
+    reader = BoardReader(f"sqlite:///{path}", registry())
+    board = matrix(reader)
+    assert board["days"][0]["counts"]["pending"] == 5 and board["days"][0]["editions"] == []
+    assert reader.unit_day(date(2022, 3, 19), "330802")["status"] == "pending"
+    assert [r["days"] for r in reader.punctuality(date(2022, 3, 13), date(2022, 3, 19))] == [0] * 5
+    reader.dispose()
+    assert not path.exists() and not path.parent.exists()  # looking creates nothing
+
+
+@pytest.mark.unit
+def test_a_store_with_only_some_tables_is_named_not_ready(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE unit_day (report_date TEXT, unit_code TEXT, status TEXT)"))
+    engine.dispose()
+    reader = BoardReader(url, registry())
+    with pytest.raises(StoreNotReady, match="submission"):
+        matrix(reader)
+    reader.dispose()
 
 
 @pytest.mark.unit

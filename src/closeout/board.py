@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 
 from closeout.registry import Registry, Unit
 from closeout.settings import LOCAL_TZ, PROJECT_ROOT
@@ -90,8 +90,27 @@ _FINDING_STAGES = {"load": 0, "validate": 1, "reconcile": 2, "narrative": 3}
 CSV_DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (CSV injection)
 
 
+# The tables the board reads; the pipeline's first run creates them all (closeout.store.Store.ensure_schema).
+BOARD_TABLES = (
+    "unit_day",
+    "submission",
+    "notice",
+    "unit_excusal",
+    "edition",
+    "edition_signoff",
+    "delivery",
+    "finding",
+    "figure",
+    "figure_revision",
+)
+
+
 class UnknownUnit(KeyError):
     """A unit code the registry does not list."""
+
+
+class StoreNotReady(RuntimeError):
+    """The store has some of the board's tables but not all: made by an older version, not yet upgraded."""
 
 
 def default_range(today: date, days: int = 14) -> tuple[date, date]:
@@ -151,14 +170,37 @@ class BoardReader:
         # pre-ping: a connection the database dropped (restart, failover, idle cut) is replaced, not handed out
         self.engine = create_engine(db_url, pool_pre_ping=True, **options)
         event.listen(self.engine, "connect", _read_only)
-        queries = load_queries(sql_dir or PROJECT_ROOT / "include" / "sql")
+        include = Path(os.environ.get("CLOSEOUT_INCLUDE", PROJECT_ROOT / "include"))  # as closeout.settings reads it
+        queries = load_queries(sql_dir or include / "sql")
         self._queries = {name: text(sql) for name, sql in queries.items() if name.startswith("board_")}
         self._catalogue = catalogue
         self._metric_labels: dict[str, str] | None = None
         self._metric_order: dict[str, int] = {}
+        self._store_ready = False
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def has_store(self) -> bool:
+        """Whether the store exists yet. Before the pipeline's first run it does not, and the board shows every
+        unit pending rather than an error; a SQLite file is not created by looking. Checked until it exists."""
+        if self._store_ready:
+            return True
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return False
+        with self.engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+        missing = [table for table in BOARD_TABLES if table not in present]
+        if len(missing) == len(BOARD_TABLES):
+            return False
+        if missing:
+            raise StoreNotReady(
+                f"the store lacks {', '.join(missing)}: run the pipeline once (closeout status, or a DAG run) to "
+                "upgrade it"
+            )
+        self._store_ready = True
+        return True
 
     def _rows(self, name: str, params: dict) -> list[dict]:
         with self.engine.connect() as conn:
@@ -175,7 +217,7 @@ class BoardReader:
         if last < first:
             first, last = last, first
         dates = [d.isoformat() for d in _dates(first, last)]
-        facts, editions = self._day_facts(dates)
+        facts, editions = self._day_facts(dates) if self.has_store() else ({}, {})
         cutoffs = {d: self._cutoff_text(d) for d in dates}
         nothing = _new_facts()
         needle = (search or "").strip().lower()
@@ -301,7 +343,8 @@ class BoardReader:
             raise UnknownUnit(unit_code) from None
         day = report_date.isoformat()
         by_tag: dict[str, list[dict]] = {}
-        for row in self._rows("board_unit_day", {"report_date": day, "unit_code": unit_code}):
+        rows = self._rows("board_unit_day", {"report_date": day, "unit_code": unit_code}) if self.has_store() else []
+        for row in rows:
             by_tag.setdefault(row["tag"], []).append(row)
         verdict = (by_tag.get("day") or [{}])[0]
         excusal = (by_tag.get("excusal") or [None])[0]
@@ -420,19 +463,20 @@ class BoardReader:
         # (date, unit) → [stored verdict, excused, first file's arrival, rejected files], from plain tuples
         days: dict[str, dict[str, list]] = {}
         span = {"first_date": first.isoformat(), "last_date": last.isoformat()}
-        with self.engine.connect() as conn:
-            for tag, report_date, code, status, first_received_at, rejected_files in conn.execute(
-                self._queries["board_punctuality"], span
-            ).all():
-                day = days.setdefault(code, {}).get(report_date)
-                if day is None:
-                    day = days[code][report_date] = [None, False, None, 0]
-                if tag == "excusal":
-                    day[1] = True
-                    continue
-                if tag == "day":
-                    day[0] = status
-                day[2], day[3] = first_received_at, int(rejected_files or 0)
+        rows = []
+        if self.has_store():
+            with self.engine.connect() as conn:
+                rows = conn.execute(self._queries["board_punctuality"], span).all()
+        for tag, report_date, code, status, first_received_at, rejected_files in rows:
+            day = days.setdefault(code, {}).get(report_date)
+            if day is None:
+                day = days[code][report_date] = [None, False, None, 0]
+            if tag == "excusal":
+                day[1] = True
+                continue
+            if tag == "day":
+                day[0] = status
+            day[2], day[3] = first_received_at, int(rejected_files or 0)
         result = []
         for unit in self.registry.all_units:
             counts = dict.fromkeys(("days", "on_time", "late", "missing", "rejected", "absent", "rejected_files"), 0)
