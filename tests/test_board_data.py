@@ -461,6 +461,16 @@ def test_before_the_first_run_there_is_no_store_and_every_unit_is_pending(tmp_pa
 
 
 @pytest.mark.unit
+def test_a_reader_from_the_pipelines_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLOSEOUT_DB_URL", f"sqlite:///{tmp_path / 'closeout.db'}")
+    monkeypatch.setenv("CLOSEOUT_CUTOFF", "20:30")
+    reader = BoardReader.from_env()
+    assert reader.cutoff == "20:30" and [u.code for u in reader.registry.all_units][-1] == "330801"
+    assert reader.matrix(date(2022, 3, 19), date(2022, 3, 19), NOW)["totals"]["units"] == 7
+    reader.dispose()
+
+
+@pytest.mark.unit
 def test_a_store_with_only_some_tables_is_named_not_ready(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)

@@ -178,6 +178,20 @@ class BoardReader:
         self._metric_order: dict[str, int] = {}
         self._store_ready = False
 
+    @classmethod
+    def from_env(cls) -> BoardReader:
+        """A reader on the store, registry, cutoff and include folder the pipeline uses (the CLOSEOUT_* settings)."""
+        from closeout.registry import load_registry
+        from closeout.settings import load_settings
+
+        settings = load_settings()
+        return cls(
+            settings.db_url,
+            load_registry(settings.registry_path),
+            settings.cutoff,
+            sql_dir=settings.include_dir / "sql",
+        )
+
     def dispose(self) -> None:
         self.engine.dispose()
 
