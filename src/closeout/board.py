@@ -125,6 +125,12 @@ def board_status(store_status: str | None, excused: bool) -> str:
     return _STORE_STATUS.get(store_status or "", "pending")
 
 
+# board_status for every status the pipeline writes, looked up once per cell instead of computed
+_BOARD_STATUS = {
+    (stored, excused): board_status(stored, excused) for stored in (None, *_STORE_STATUS) for excused in (False, True)
+}
+
+
 def _dates(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
@@ -250,7 +256,8 @@ class BoardReader:
                 row_cells = []
                 for d in dates:
                     fact = facts.get((d, code), nothing)
-                    status = board_status(fact[_STATUS], fact[_EXCUSAL] is not None)
+                    excused = fact[_EXCUSAL] is not None
+                    status = _BOARD_STATUS.get((fact[_STATUS], excused)) or board_status(fact[_STATUS], excused)
                     day_counts[d][status] += 1
                     group_counts[d][status] += 1
                     if not shown:
@@ -315,9 +322,22 @@ class BoardReader:
                 if tag == "edition":
                     editions.setdefault(d, []).append(_edition(status, int(n), *edition))
                     continue
-                fact = facts.get((d, code))
+                key = (d, code)
+                fact = facts.get(key)
                 if fact is None:
-                    fact = facts[(d, code)] = _new_facts()
+                    if tag == "day":  # the common case, a unit-day's first row: made whole at once
+                        facts[key] = [
+                            status,
+                            detail or "",
+                            None,
+                            received_at,
+                            received_at,
+                            file_name,
+                            receipt_sent_at,
+                            0,
+                        ]
+                        continue
+                    fact = facts[key] = _new_facts()
                 if tag == "day":
                     fact[_STATUS], fact[_DETAIL] = status, detail or ""
                 elif tag == "reminders":
