@@ -6,8 +6,8 @@ writes: a verdict per unit and day (mostly cleared; some open, rejected, resubmi
 the files' submissions, receipts and reminders, and a bulletin edition per day with its delivery or sign-off. The
 last day is "today" at 20:45, before the cutoff: intake has judged about half of the files, the rest are pending.
 
-Then `BoardReader.matrix` for the 14 days (and the JSON the api-server would send), `punctuality` and one
-`unit_day` are timed: best of 5 after one warm-up. The board's counts are checked against what was filled, so a
+Then `BoardReader.matrix` for the 14 days (and the JSON the api-server would send), the biggest group alone,
+`punctuality` and one `unit_day` are timed: best of 5 after one warm-up. The board's counts are checked against what was filled, so a
 fast wrong answer fails the run. Timings are printed, never asserted.
 
     python -m bench.board                          # country scale, SQLite and PostgreSQL
