@@ -1,9 +1,9 @@
 """Messages of the same-day loop: a receipt (回执) per judged file, reminders to late units, the deadline alert.
 
 Each notice has a natural key — (kind, report date, unit, file hash or reminder time) — and is sent at
-most once through the same protocol as the bulletin (closeout.mailer.send_once); which notices are
-due is decided from the store alone, so a re-run, or the cutoff run after intake, sends only what is
-missing. Chinese, plain and short: the clerk reads them on a phone.
+most once through the protocol of the bulletin (closeout.mailer.send_once), a session's batch at a time
+(send_notices); which notices are due is decided from the store alone, so a re-run, or the cutoff run after
+intake, sends only what is missing. Chinese, plain and short: the clerk reads them on a phone.
 """
 
 from __future__ import annotations
