@@ -1,8 +1,10 @@
 """The same-day loop on a real store and a real SMTP server: receipts, reminders, the deadline alert, 标记缺报."""
 
+import smtplib
 from contextlib import contextmanager
 from datetime import date, datetime
 
+import pytest
 from conftest import SAMPLE_INBOX, copy_day, publish, received_mails
 from test_load_and_store import close_day, smtp_connect
 
@@ -75,6 +77,88 @@ def test_notices_share_smtp_sessions_up_to_the_per_session_cap(db_url, ctx_for, 
     assert len(notices.send_notices(ctx, due, SENDER, counted)) == 6
     assert len(sessions) == 2 and len(received_mails(smtp_sink.folder)) == 6  # two logins for six messages
     assert notices.send_notices(ctx, due, SENDER, counted) == [] and len(sessions) == 2  # nothing left: no login
+
+
+def recorded(ctx) -> dict[str, str]:
+    return {r["unit_code"]: r["status"] for r in ctx.store.rows("select_notices", {"report_date": DAY.isoformat()})}
+
+
+def test_a_batch_is_claimed_and_confirmed_in_one_transaction_each_and_a_refused_message_alone_stays_unsent(
+    db_url, ctx_for, tmp_path, smtp_sink, monkeypatch
+):
+    ctx, _ = afternoon(db_url, ctx_for, tmp_path)
+    monkeypatch.setattr(notices, "MESSAGES_PER_SESSION", 3)
+    due = notices.reminders_due(ctx, DAY, at("19:01"))
+    assert len(due) == 6
+    transactions, seen_before_send = [], []
+    real_transaction, real = ctx.store.transaction, smtp_connect(smtp_sink)
+
+    def counted_transaction():
+        transactions.append(1)
+        return real_transaction()
+
+    @contextmanager
+    def watched():
+        with real() as send:
+
+            def send_checked(message):
+                seen_before_send.append(dict(recorded(ctx)))  # what the store holds as the message goes
+                return send(message)
+
+            yield send_checked
+
+    monkeypatch.setattr(ctx.store, "transaction", counted_transaction)
+    refused = due[1]  # the second of the first batch: the server refuses it (451), once
+    smtp_sink.handler.refuse_next(refused.recipients[0], 1)
+    with pytest.raises(smtplib.SMTPDataError) as raised:
+        notices.send_notices(ctx, due, SENDER, watched)
+    assert "1 notice(s) refused" in "".join(getattr(raised.value, "__notes__", []))
+    # two batches of three: each claimed in one transaction and confirmed in one, the refusal included
+    assert len(transactions) == 4
+    # every message of a batch was recorded 'sending' before its first message went
+    assert all(seen_before_send[0][n.unit_code] == "sending" for n in due[:3])
+    assert all(seen_before_send[3][n.unit_code] == "sending" for n in due[3:])
+    assert len(received_mails(smtp_sink.folder)) == 5 and smtp_sink.handler.refused == 1
+    status = recorded(ctx)
+    assert refused.unit_code not in status  # released: a later run sends it
+    assert all(status[n.unit_code] == "sent" for n in due if n is not refused)
+    # the next run sends only the refused one; a rerun after that sends nothing twice
+    again = notices.reminders_due(ctx, DAY, at("19:02"))
+    assert [n.unit_code for n in again] == [refused.unit_code]
+    assert notices.send_notices(ctx, again, SENDER, real) == again
+    assert notices.send_notices(ctx, due, SENDER, real) == []
+    assert len(received_mails(smtp_sink.folder)) == 6 and set(recorded(ctx).values()) == {"sent"}
+
+
+def test_a_failure_mid_batch_leaves_only_the_message_in_flight_sending_and_never_sends_it_twice(
+    db_url, ctx_for, tmp_path, smtp_sink, monkeypatch
+):
+    ctx, _ = afternoon(db_url, ctx_for, tmp_path)
+    monkeypatch.setattr(notices, "MESSAGES_PER_SESSION", 3)
+    due = notices.reminders_due(ctx, DAY, at("19:01"))
+    real, calls = smtp_connect(smtp_sink), []
+
+    @contextmanager
+    def dropping():
+        with real() as send:
+
+            def send_or_drop(message):
+                calls.append(message)
+                if len(calls) == 2:  # the line drops: the server may or may not have taken it
+                    raise smtplib.SMTPServerDisconnected("connection lost")
+                return send(message)
+
+            yield send_or_drop
+
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        notices.send_notices(ctx, due, SENDER, dropping)
+    status = recorded(ctx)
+    assert status == {due[0].unit_code: "sent", due[1].unit_code: "sending"}  # the third was never handed over
+    # the next run sends the rest, never the uncertain one
+    again = notices.reminders_due(ctx, DAY, at("19:02"))
+    assert [n.unit_code for n in again] == [n.unit_code for n in due[2:]]
+    assert [n.unit_code for n in notices.send_notices(ctx, due, SENDER, real)] == [n.unit_code for n in due[2:]]
+    assert len(received_mails(smtp_sink.folder)) == 5 and recorded(ctx)[due[1].unit_code] == "sending"
 
 
 def test_reminders_go_once_per_unit_and_time_to_units_still_open_copied_to_ops(db_url, ctx_for, tmp_path, smtp_sink):

@@ -8,6 +8,12 @@ WHERE kind = :kind AND report_date = :report_date AND unit_code = :unit_code AND
 INSERT INTO notice (kind, report_date, unit_code, notice_key, status, subject, recipients, message_id, body, started_at)
 VALUES (:kind, :report_date, :unit_code, :notice_key, 'sending', :subject, :recipients, :message_id, :body, :started_at);
 
+-- name: claim_notices
+-- A batch of notices recorded at once (COPY on PostgreSQL): 'sending' just before their session sends them,
+-- or 'sent' at once for a notice with no recipients (kept for the record, not mailed).
+INSERT INTO notice (kind, report_date, unit_code, notice_key, status, subject, recipients, message_id, body, started_at, sent_at)
+VALUES (:kind, :report_date, :unit_code, :notice_key, :status, :subject, :recipients, :message_id, :body, :started_at, :sent_at);
+
 -- name: mark_notice_sent
 UPDATE notice SET status = 'sent', sent_at = :sent_at
 WHERE kind = :kind AND report_date = :report_date AND unit_code = :unit_code AND notice_key = :notice_key;

@@ -1,22 +1,24 @@
 """Messages of the same-day loop: a receipt (回执) per judged file, reminders to late units, the deadline alert.
 
 Each notice has a natural key — (kind, report date, unit, file hash or reminder time) — and is sent at
-most once through the same protocol as the bulletin (closeout.mailer.send_once); which notices are
-due is decided from the store alone, so a re-run, or the cutoff run after intake, sends only what is
-missing. Chinese, plain and short: the clerk reads them on a phone.
+most once through the protocol of the bulletin (closeout.mailer.send_once), a session's batch at a time
+(send_notices); which notices are due is decided from the store alone, so a re-run, or the cutoff run after
+intake, sends only what is missing. Chinese, plain and short: the clerk reads them on a phone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from sqlalchemy.exc import DBAPIError
+
 from closeout.context import Context
-from closeout.mailer import send_once
+from closeout.mailer import REFUSED
 from closeout.numbers import render_value
 from closeout.settings import LOCAL_TZ
 from closeout.store import now_local
@@ -232,50 +234,116 @@ def build_notice_message(notice: Notice, sender: str) -> EmailMessage:
 
 
 def send_notices(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
-    """Send each notice at most once; a notice with no recipients is recorded as such and not mailed. One SMTP
-    session carries up to MESSAGES_PER_SESSION of them: 2,850 receipts are not 2,850 logins."""
-    with ExitStack() as session:
-        send, in_session = None, 0
+    """Send each notice at most once, in batches: 2,850 receipts are not 2,850 logins nor 5,700 transactions.
 
-        def reuse() -> AbstractContextManager[Callable[[EmailMessage], object]]:
-            nonlocal send, in_session
-            if send is None or in_session == MESSAGES_PER_SESSION:
-                session.close()
-                send, in_session = session.enter_context(connect()), 0
-            in_session += 1
-            return nullcontext(send)
-
-        return _send_each(ctx, notices, sender, reuse)
-
-
-def _send_each(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
-    store, sent = ctx.store, []
+    What is already recorded is read in one query per day. Each batch of up to MESSAGES_PER_SESSION notices
+    then goes through the protocol of closeout.mailer.send_once, a batch at a time: log in (a failure records
+    nothing), record the whole batch as 'sending' in one transaction, send each message on that session, and
+    record in one transaction the ones the server accepted as 'sent'. A message the server refuses is released
+    (its row deleted) so a later run sends it, and the rest of the batch still goes; the first refusal is raised
+    once every batch is done. Anything else (a timeout, a dropped line) may come after the server accepted that
+    message, so its row stays 'sending' (never twice); the messages of the batch not yet handed to the server
+    are released, those already accepted confirmed. A notice with no recipients is recorded as such, not mailed.
+    Returns the notices mailed, in the given order."""
+    store = ctx.store
+    recorded = _recorded(store, notices)
+    todo: dict[tuple, Notice] = {}
     for notice in notices:
-        if store.rows("select_notice", notice.ident):
-            continue  # recorded since it was found due (a parallel run): never twice
-        message = build_notice_message(notice, sender)
-        record = {
-            **notice.ident,
-            "subject": notice.subject,
-            "recipients": ", ".join(notice.recipients),
-            "message_id": message["Message-ID"],
-            "body": notice.body,
-            "started_at": now_local(),
-        }
-        if not notice.recipients:  # no contact in the registry: kept for the record and the board, not mailed
-            with store.transaction() as conn:
-                store.run(conn, "insert_notice", {**record, "recipients": "（名录中无联系人）"})
-                store.run(conn, "mark_notice_sent", {**notice.ident, "sent_at": now_local()})
-            continue
-        send_once(
-            store,
-            message,
-            connect,
-            claim=lambda conn, record=record: store.run(conn, "insert_notice", record),
-            release=lambda conn, notice=notice: store.run(conn, "delete_unsent_notice", notice.ident),
-            confirm=lambda conn, notice=notice: store.run(
-                conn, "mark_notice_sent", {**notice.ident, "sent_at": now_local()}
-            ),
+        if _ident_key(notice.ident) not in recorded:
+            todo.setdefault(_ident_key(notice.ident), notice)  # the same notice twice in the list: once
+    unmailable = [n for n in todo.values() if not n.recipients]
+    if unmailable:  # no contact in the registry: kept for the record and the board, not mailed
+        stamp = now_local()
+        rows = [
+            {**_record(n, build_notice_message(n, sender), stamp), "recipients": "（名录中无联系人）"}
+            | {"status": "sent", "sent_at": stamp}
+            for n in unmailable
+        ]
+        _claim(store, rows)
+    mailable = [n for n in todo.values() if n.recipients]
+    sent: set[tuple] = set()
+    refusals: list[tuple[Notice, Exception]] = []
+    for start in range(0, len(mailable), MESSAGES_PER_SESSION):
+        batch = [(n, build_notice_message(n, sender)) for n in mailable[start : start + MESSAGES_PER_SESSION]]
+        done, refused = _send_batch(store, batch, connect)
+        sent.update(_ident_key(n.ident) for n in done)
+        refusals += refused
+    if refusals:
+        notice, first = refusals[0]
+        first.add_note(
+            f"{len(refusals)} notice(s) refused by the mail server and left unsent for the next run: "
+            + ", ".join(f"{n.kind} {n.unit_code or n.report_date} {n.key[:12]}" for n, _ in refusals)
         )
-        sent.append(notice)
-    return sent
+        raise first
+    return [n for key, n in todo.items() if key in sent]
+
+
+def _send_batch(
+    store, batch: list[tuple[Notice, EmailMessage]], connect: Connect
+) -> tuple[list[Notice], list[tuple[Notice, Exception]]]:
+    """One session: claim the batch, send it, confirm what was accepted and release what was refused or never
+    handed to the server (see send_notices). Returns (sent, refused)."""
+    done: list[Notice] = []
+    refused: list[tuple[Notice, Exception]] = []
+    with connect() as send:
+        stamp = now_local()
+        claimed = _claim(store, [_record(n, m, stamp) | {"status": "sending", "sent_at": None} for n, m in batch])
+        pending = [(n, m) for n, m in batch if _ident_key(n.ident) in claimed]
+        pending.reverse()
+        try:
+            while pending:
+                notice, message = pending.pop()
+                try:
+                    send(message)
+                except REFUSED as exc:
+                    refused.append((notice, exc))
+                    continue
+                done.append(notice)
+        finally:  # the one in flight when something else went wrong is in neither list: it stays 'sending'
+            stamp = now_local()
+            with store.transaction() as conn:
+                store.run(conn, "mark_notice_sent", [{**n.ident, "sent_at": stamp} for n in done])
+                store.run(conn, "delete_unsent_notice", [n.ident for n, _ in refused] + [n.ident for n, _ in pending])
+    return done, refused
+
+
+def _record(notice: Notice, message: EmailMessage, started_at: str) -> dict:
+    return {
+        **notice.ident,
+        "subject": notice.subject,
+        "recipients": ", ".join(notice.recipients),
+        "message_id": message["Message-ID"],
+        "body": notice.body,
+        "started_at": started_at,
+    }
+
+
+def _ident_key(row: dict) -> tuple[str, str, str, str]:
+    return (row["kind"], row["report_date"], row["unit_code"], row["notice_key"])
+
+
+def _recorded(store, rows: list) -> set[tuple[str, str, str, str]]:
+    """The notices already recorded (sent, or being sent) on the days of these notices or rows, one query a day."""
+    days = {row.report_date if isinstance(row, Notice) else row["report_date"] for row in rows}
+    return {
+        (r["kind"], day, r["unit_code"], r["notice_key"])
+        for day in sorted(days)
+        for r in store.rows("select_notices", {"report_date": day})
+    }
+
+
+def _claim(store, rows: list[dict]) -> set[tuple[str, str, str, str]]:
+    """Record rows in one transaction; the keys recorded. A parallel run that recorded some of them since they
+    were found due makes the insert fail: those are dropped (never twice) and the rest recorded."""
+    while rows:
+        try:
+            with store.transaction() as conn:
+                store.insert_rows(conn, "claim_notices", rows)
+            return {_ident_key(r) for r in rows}
+        except DBAPIError:
+            recorded = _recorded(store, rows)
+            fewer = [r for r in rows if _ident_key(r) not in recorded]
+            if len(fewer) == len(rows):
+                raise  # not a notice recorded meanwhile
+            rows = fewer
+    return set()
