@@ -37,9 +37,9 @@ RECLOSE_BACKEND ?= postgresql
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-install: ## build .venv from uv.lock (Python 3.11) with the project installed editable
+install: ## build .venv from uv.lock (Python 3.11) with the project installed editable, bytecode compiled once
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --python 3.11
+	$(UV) sync --frozen --python 3.11 --compile-bytecode
 
 demo: install ## close out the sample week 2022-03-13..19, then play the hard day 2022-03-20 (receipts, reminders, 缺报, 补报)
 	@mkdir -p $(DATA)/inbox && cp -rn $(CURDIR)/sample/inbox/. $(DATA)/inbox/

@@ -400,3 +400,70 @@ def test_a_viewer_cannot_release_an_edition_a_rejection_sends_nothing_an_approva
     [mail] = mails_for(cluster, APPROVED_DAY)
     [(edition_sha,)] = store_rows(cluster, "SELECT content_sha256 FROM edition WHERE report_date = :d", d=APPROVED_DAY)
     assert mailed_sha256(mail) == edition_sha
+
+
+# ---- 日清日结看板: the board plugin on this deployment (FAB roles) -------------------------------------------
+
+
+def board_call(cluster: AirflowCluster, method: str, path: str, user=None, **kwargs):
+    import httpx
+
+    headers = kwargs.pop("headers", {})
+    if user is not None:
+        headers["Authorization"] = f"Bearer {cluster.token(user)}"
+    return httpx.request(method, f"{cluster.base_url}/closeout/board{path}", headers=headers, timeout=60, **kwargs)
+
+
+def test_the_board_refuses_strangers_lets_viewers_read_and_ops_rerun_a_county(cluster):
+    """Runs last: the re-run it asks for clears 柯城区's load and what follows it in the clean day's run."""
+    day, unit = CLEAN_DAY, "330802"
+    unit_day = f"/unit-day?date={day}&unit={unit}&fragment=1"
+    rerun = {"json": {"date": day, "unit": unit}, "headers": {"X-Closeout-Board": "1"}}
+    sha = store_rows(cluster, "SELECT sha256 FROM submission WHERE report_date = :d AND unit_code = :u", d=day, u=unit)
+    download = f"/files/{day}/{unit}/{sha[0][0]}"
+    for method, path, kwargs in (("GET", "/", {}), ("GET", unit_day, {}), ("GET", "/api/matrix", {}),
+                                 ("GET", "/punctuality.csv", {}), ("GET", download, {}), ("POST", "/rerun", rerun)):  # fmt: skip
+        assert board_call(cluster, method, path, **kwargs).status_code == 401, path  # nobody
+        forged = {**kwargs, "headers": {**kwargs.get("headers", {}), "Authorization": "Bearer not-a-token"}}
+        assert board_call(cluster, method, path, **forged).status_code == 401, path
+
+    viewer, ops = cluster.users.viewer, cluster.users.ops
+    plugins = cluster.get("/plugins", user=viewer)["plugins"]  # what the UI reads to put the board in its navigation
+    [view] = [v for p in plugins if p["name"] == "closeout_board" for v in p["external_views"]]
+    assert (view["name"], view["href"], view["destination"]) == ("日清日结看板", "/closeout/board/", "nav")
+    page = board_call(cluster, "GET", f"/?first={day}&last={day}", viewer)
+    assert page.status_code == 200 and f'data-status="cleared" data-date="{day}" data-unit="{unit}"' in page.text
+    matrix = board_call(cluster, "GET", f"/api/matrix?first={day}&last={day}", viewer).json()
+    assert {u["code"]: u["cells"][0]["status"] for g in matrix["groups"] for u in g["units"]} == dict.fromkeys(
+        UNIT_CODES, "cleared"
+    )
+    detail = board_call(cluster, "GET", unit_day, viewer)
+    assert detail.status_code == 200 and "load_unit_group[" in detail.text and "data-rerun" not in detail.text
+    assert board_call(cluster, "GET", download, viewer).status_code == 403  # county files are for ops
+    assert board_call(cluster, "POST", "/rerun", viewer, **rerun).status_code == 403
+    assert board_call(cluster, "POST", "/rerun", ops, json=rerun["json"]).status_code == 403  # no board header: CSRF
+
+    detail = board_call(cluster, "GET", unit_day, ops)
+    assert "data-rerun" in detail.text
+    archived = board_call(cluster, "GET", download, ops)
+    assert archived.status_code == 200 and archived.content == (cluster.inbox_dir / day / "330802.csv").read_bytes()
+
+    run_id = f"distributed__{day}"
+    before = {(t["task_id"], t["map_index"]): t for t in task_instances(cluster, run_id)}
+    response = board_call(cluster, "POST", "/rerun", ops, **rerun)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    index = result["map_index"]
+    assert result["run_id"] == run_id and before[("load_unit_group", index)]["rendered_map_index"] == "柯城区"
+    cleared = {(t["task_id"], t["map_index"]) for t in result["cleared"]}
+    assert ("load_unit_group", index) in cleared and ("reconcile_day", -1) in cleared
+    assert ("load_unit_group", (index + 1) % 6) not in cleared  # only that county's load
+    ti = cluster.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load_unit_group/{index}")
+    assert ti["try_number"] > before[("load_unit_group", index)]["try_number"] or ti["state"] in (None, "scheduled",
+                                                                                                   "queued", "running")  # fmt: skip
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while ti["state"] != "success" and time.monotonic() < deadline:
+        time.sleep(1)
+        ti = cluster.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/load_unit_group/{index}")
+    assert ti["state"] == "success" and ti["try_number"] > before[("load_unit_group", index)]["try_number"]
+    assert_day_closed_once(cluster, day)  # loaded again: nothing twice
