@@ -10,7 +10,9 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from closeout.catalogue import Catalogue, Metric
 from closeout.context import Context
+from closeout.layout import Layout, Phrases, load_layout
 from closeout.numbers import PREFIX_QUALIFIERS, render_value
 from closeout.reconcile import read_figures
 
@@ -88,8 +90,9 @@ def _sum(cells: list[tuple[float, str] | None]) -> tuple[float, str] | None:
     present = [c for c in cells if c is not None]
     if not present:
         return None
-    qualifiers = [q for _, q in present if q]
-    return sum(v for v, _ in present), ("约" if qualifiers else "")
+    qualifiers = {q for _, q in present if q}
+    # "600余" plus exact figures stays "N余"; approximations of different kinds ("近" and "余") make "约"
+    return sum(v for v, _ in present), (qualifiers.pop() if len(qualifiers) == 1 else "约" if qualifiers else "")
 
 
 LIKE_WITH_LIKE_NOTE = "标※的“较前日”只比较两日均有数据的单位（有单位缺报、拒收或首次报送）。"
@@ -128,6 +131,7 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
     after the day's 正式 bulletin: its subject and first lines say so and list `change_rows`, the day's revisions
     not yet sent."""
     registry, catalogue, store = ctx.registry, ctx.catalogue, ctx.store
+    layout = load_layout(ctx.settings.bulletin_layout_path, catalogue)
     day = report_date.isoformat()
     figures = read_figures(ctx, report_date)
     today, yesterday = figures.today(), figures.day(1)
@@ -136,6 +140,8 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         Line(u.code, u.name, statuses.get(u.code, "missing" if u.required else "absent")) for u in registry.all_units
     ]
     region = Line(registry.region_code, f"{registry.region_name}（合计）", "", is_total=True)
+    findings = store.rows("select_findings", {"report_date": day})
+    unknown = _unknown(findings, lines)
 
     def cell(code, key, source=today):
         return source.get(code, {}).get(key)
@@ -150,88 +156,33 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         previous[metric.key] = _sum([cell(code, metric.key, yesterday) for code in codes])
         changes[metric.key] = _change(metric.key, codes, today, yesterday)
 
-    def amount(key: str) -> str:
-        metric = catalogue.by_key[key]
-        total = totals[key]
-        if total is None:
-            return f"{metric.label}—"
-        return f"{render_value(*total)}{metric.unit}"
-
-    def say(key: str) -> str:
-        """'新增本土确诊15例' or, for a zero flow, '无新增本土确诊'; never '新增0例'."""
-        metric = catalogue.by_key[key]
-        total = totals[key]
-        if total is None:
-            return f"{metric.label}数据暂缺"
-        if total[0] == 0 and metric.kind == "F":
-            return f"无新增{metric.label.removeprefix('新增')}"
-        return f"{metric.label.removesuffix(metric.unit)}{render_value(*total)}{metric.unit}"
-
     # A total built without some units says so in the sentence itself, not only in a note below.
-    without = [ln.name for ln in lines if ln.status in ("missing", "rejected", "received", "excused")]
-    excluding = f"不含{'、'.join(without)}" if without else ""
+    without = [ln.name for ln in lines if ln.status in EXCLUDED]
 
-    def by_unit(key: str, *extra: str) -> str:
-        """'（不含开化县；衢江区11例、柯城区4例；其中…）' — the units left out, the split by unit (by group when the
-        units are too many to name), any extra clause."""
+    def split(key: str) -> list[tuple[str, tuple[float, str] | None]]:
         if by_group:
-            split = [(registry.group_name(g.key), _sum([cell(c, key) for c in g.codes])) for g in registry.groups()]
-        else:
-            split = [(u.name, cell(u.code, key)) for u in registry.all_units]
-        parts = [
-            f"{name}{render_value(*value)}{catalogue.by_key[key].unit}" for name, value in split if value and value[0]
-        ]
-        clauses = [excluding] if excluding else []
-        clauses += ["、".join(parts)] if len(parts) > 1 else []
-        clauses += [e for e in extra if e]
-        return f"（{'；'.join(clauses)}）" if clauses else ""
+            return [(registry.group_name(g.key), _sum([cell(c, key) for c in g.codes])) for g in registry.groups()]
+        return [(u.name, cell(u.code, key)) for u in registry.all_units]
 
-    reclassified = totals["asymptomatic_to_confirmed"]
-    summary = [
-        f"{month_day(report_date)}0—24时，{area}{say('new_confirmed')}"
-        + by_unit(
-            "new_confirmed",
-            f"其中无症状感染者转确诊{amount('asymptomatic_to_confirmed')}" if reclassified and reclassified[0] else "",
-        )
-        + f"，{say('new_asymptomatic')}{by_unit('new_asymptomatic')}。"
-        + (f"累计报告本土确诊病例{amount('confirmed_cumulative')}。" if totals.get("confirmed_cumulative") else ""),
-        f"核酸检测：{area}设{say('sampling_points')}、{say('sampling_lanes')}，当日{say('sampled')}，"
-        f"{say('tested')}（{say('negative')}，{say('positive')}），{say('pending')}。",
-        f"隔离管控：{say('close_contacts_new')}，{say('secondary_contacts_new')}；{say('isolation_central')}"
-        f"（{say('isolation_new')}，{say('isolation_released')}，{say('isolation_transferred')}），"
-        f"{say('home_observation')}。",
-        f"基层防控：{say('checkpoints')}，{say('cadres_deployed')}，{say('volunteers')}，{say('temp_party_branches')}；"
-        f"当日{say('needs_resolved')}，{say('counseling_sessions')}，{say('donations_value_yuan')}，"
-        f"{say('donated_goods_kg')}。",
-    ]
-    for ln in lines:
-        if ln.status == "missing":
-            summary.append(f"（{ln.name}数据截至发布时未报送，按缺报处理，次日补报后订正）")
-        elif ln.status == "rejected":
-            summary.append(f"（{ln.name}报送数据未通过校验已退回，原因见数据说明，更正后订正）")
-        elif ln.status == "received":
-            summary.append(f"（{ln.name}数据已收到，因处理故障截至发布时未能入库，入库后订正）")
-        elif ln.status == "excused":
-            summary.append(f"（{ln.name}本日不报送，已按缺报处理）")
+    unknown_units = {key: [ln.name for ln in lines if (ln.code, key) in unknown] for _, key in unknown}
+    phrases = Phrases(catalogue, totals, split, f"不含{'、'.join(without)}" if without else "", unknown_units)
+    summary = phrases.sentences(layout, when=month_day(report_date), area=area)
+    summary += [layout.status_lines[ln.status].render(unit=ln.name) for ln in lines if ln.status in layout.status_lines]
 
     sections = []
-    for section, title in ({} if by_group else SECTION_TITLES).items():
-        rows = []
-        for metric in (m for m in catalogue.metrics if m.section == section):
-            cells = []
-            for ln in lines:
-                value = cell(ln.code, metric.key)
-                cells.append("—" if value is None else render_value(*value))
-            total = totals[metric.key]
-            rows.append(
-                {
-                    "label": metric.label,
-                    "unit": metric.unit,
-                    "cells": cells,
-                    "total": "—" if total is None else render_value(*total),
-                    "change": changes[metric.key].text,
-                }
-            )
+    for title, metrics in [] if by_group else _sectioned(layout, catalogue):
+        rows = [
+            {
+                "label": metric.label,
+                "unit": metric.unit,
+                "cells": [
+                    "不详" if (ln.code, metric.key) in unknown else _figure(cell(ln.code, metric.key)) for ln in lines
+                ],
+                "total": _figure(totals[metric.key]),
+                "change": changes[metric.key].text,
+            }
+            for metric in metrics
+        ]
         sections.append({"title": title, "rows": rows})
 
     narratives = [
@@ -243,7 +194,7 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         }
         for r in store.rows("select_narratives", {"report_date": day})
     ]
-    notes, announced = _notes(ctx, report_date, lines)
+    notes, announced = _notes(ctx, report_date, lines, findings)
     if any(change.partial for change in changes.values()):
         notes.append(LIKE_WITH_LIKE_NOTE)
     title = f"{registry.region_name}疫情防控工作日报（{month_day(report_date)}）"
@@ -269,7 +220,7 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
         announced_notes=announced,
     )
     if by_group:
-        bulletin.rollup = _rollup(ctx, lines, today, figures.reporting_today(), totals, changes)
+        bulletin.rollup = _rollup(ctx, layout, lines, today, figures.reporting_today(), totals, changes)
         bulletin.unit_sheet = _unit_sheet(ctx, lines, region, today, totals)
     else:
         bulletin.attachment_rows = _attachment_rows(
@@ -278,16 +229,28 @@ def build_bulletin(ctx: Context, report_date: date, kind: str = "official", chan
     return bulletin
 
 
-SECTION_TITLES = {
-    "cases": "一、病例情况",
-    "testing": "二、核酸检测",
-    "isolation": "三、隔离管控",
-    "community": "四、基层防控",
-}
+# A unit in one of these states has none of its own figures in the day's totals.
+EXCLUDED = ("missing", "rejected", "received", "excused")
+
+
+def _unknown(findings: list[dict], lines: list[Line]) -> set[tuple[str, str]]:
+    """(unit code, metric key) of each figure a counted unit reported as 不详: unknown, neither 0 nor missing."""
+    counted = {ln.code for ln in lines if ln.status not in EXCLUDED}
+    return {
+        (f["unit_code"], f["metric"].split("(")[0])
+        for f in findings
+        if f["rule"] == "value_unknown" and f["unit_code"] in counted
+    }
+
+
+def _sectioned(layout: Layout, catalogue: Catalogue) -> list[tuple[str, list[Metric]]]:
+    """(title, metrics) per section of the layout that has metrics, in the layout's order and the catalogue's."""
+    sectioned = [(title, [m for m in catalogue.metrics if m.section == key]) for key, title in layout.sections]
+    return [(title, metrics) for title, metrics in sectioned if metrics]
 
 
 def _rollup(
-    ctx: Context, lines: list[Line], today: dict, reporting: set[str], totals: dict, changes: dict
+    ctx: Context, layout: Layout, lines: list[Line], today: dict, reporting: set[str], totals: dict, changes: dict
 ) -> list[dict]:
     """Per section, a row per load group (the sum of its units), the totals and the change on the previous day.
     "报送" is units whose own figures are in the sums / units expected; a unit not required and silent is not
@@ -300,8 +263,7 @@ def _rollup(
 
     groups = [(registry.group_name(g.key), g.codes) for g in registry.groups() if expected.intersection(g.codes)]
     sections = []
-    for section, title in SECTION_TITLES.items():
-        metrics = [m for m in catalogue.metrics if m.section == section]
+    for title, metrics in _sectioned(layout, catalogue):
         rows = [
             {
                 "label": name,
@@ -340,7 +302,7 @@ def _unit_sheet(ctx: Context, lines: list[Line], region: Line, today: dict, tota
     return [header, *rows, [region.code, region.name, "", "", *(totals[m.key] for m in metrics)]]
 
 
-def _notes(ctx: Context, report_date: date, lines: list[Line]) -> tuple[list[str], list[dict]]:
+def _notes(ctx: Context, report_date: date, lines: list[Line], findings: list[dict]) -> tuple[list[str], list[dict]]:
     """The data notes, and the earlier days' changes among them (a sent edition marks those announced)."""
     catalogue, store, day = ctx.catalogue, ctx.store, report_date.isoformat()
     names = {u.code: u.name for u in ctx.registry.all_units}
@@ -356,7 +318,6 @@ def _notes(ctx: Context, report_date: date, lines: list[Line]) -> tuple[list[str
         if ln.status == "excused":
             reason = excusals.get(ln.code, "")
             notes.append(f"{ln.name}本日不报送（{reason}），经值班人员确认按缺报处理，表中以“—”表示。")
-    findings = store.rows("select_findings", {"report_date": day})
     order = {"hard": 0, "missing": 1, "soft": 2}
     for f in sorted(findings, key=lambda f: (order[f["severity"]], f["unit_code"], f["row_no"] or 0)):
         notes.append(plain_note(f, names.get(f["unit_code"], f["unit_code"])))
@@ -522,8 +483,8 @@ def unit_workbook(title: str, report_date: date, sheet: list[list]) -> bytes:
                 f'"{qualifier}"General' if qualifier in PREFIX_QUALIFIERS else f'General"{qualifier}"'
             )
             return figure
-        text = WriteOnlyCell(worksheet, value)
-        text.data_type = "s"  # a name starting with "=" stays text, never a formula
+        text = WriteOnlyCell(worksheet, inert_cell(value))
+        text.data_type = "s"  # text is never a formula, and keeps the ' in front that says so if it is edited
         return text
 
     for row in sheet:

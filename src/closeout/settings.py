@@ -57,6 +57,10 @@ class Settings:
         return self.include_dir / "catalogue" / "metrics.yaml"
 
     @property
+    def bulletin_layout_path(self) -> Path:
+        return self.include_dir / "catalogue" / "bulletin.yaml"
+
+    @property
     def checks_path(self) -> Path:
         return self.include_dir / "rules" / "checks.yaml"
 
