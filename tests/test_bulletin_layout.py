@@ -5,6 +5,7 @@ Runs on a copy of include/ (edited per test) and the store's answers given direc
 import csv
 import io
 import logging
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -148,6 +149,15 @@ def test_a_metric_in_a_section_the_layout_lacks_is_refused_in_one_line(make_ctx)
     assert "\n" not in message and "checkpoints(防疫卡点)" in message and "'borders'" in message
 
 
+def test_a_sentence_using_a_name_the_bulletin_lacks_is_refused_in_one_line(make_ctx):
+    def typo(folder: Path) -> None:
+        edit_file(folder / "bulletin.yaml", "{{ say('home_observation') }}", "{{ sya('home_observation') }}")
+
+    with pytest.raises(ValueError, match=r"^bulletin.yaml: summary sentence 3 uses sya, not one of") as refused:
+        build_bulletin(make_ctx(typo), DAY)
+    assert "\n" not in str(refused.value)
+
+
 def test_a_zero_flow_reads_no_new(make_ctx):
     ctx = make_ctx()
     for code in REPORTING:
@@ -260,6 +270,11 @@ def test_text_from_units_is_inert_in_the_html_and_the_xlsx(make_ctx):
     assert not [c.coordinate for c in cells if c.data_type == "f"]
     assert sheet["B2"].value == "'" + HYPERLINK + SCRIPT
     assert all(isinstance(c.value, int) for c in sheet[2][4:])  # the unit's figures stay numbers
+
+
+def test_the_html_template_never_turns_escaping_off():
+    template = (INCLUDE / "templates" / "bulletin.html.j2").read_text(encoding="utf-8")
+    assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup", template)  # the hostile tests show it is on
 
 
 def test_numbers_stay_numbers_in_the_xlsx():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jinja2
 import yaml
+from jinja2 import meta
 
 from closeout.catalogue import Catalogue
 from closeout.numbers import render_value
@@ -31,6 +32,7 @@ class Layout:
 
 # Sentences are plain text: the bulletin's HTML template escapes them (unit names included) when it shows them.
 _SENTENCES = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+SENTENCE_NAMES = {"when", "area", "say", "amount", "has", "nonzero"}
 
 
 def load_layout(path: Path, catalogue: Catalogue) -> Layout:
@@ -44,13 +46,20 @@ def load_layout(path: Path, catalogue: Catalogue) -> Layout:
                 f"not one of the layout's sections ({', '.join(known)})"
             )
 
-    def compiled(text: str | list[str]) -> jinja2.Template:
-        return _SENTENCES.from_string("".join(text) if isinstance(text, list) else text)
+    def compiled(text: str | list[str], where: str, names: set[str]) -> jinja2.Template:
+        """The sentence, refused here (not at render time) if it uses a name the bulletin does not give it."""
+        source = "".join(text) if isinstance(text, list) else text
+        unknown = meta.find_undeclared_variables(_SENTENCES.parse(source)) - names
+        if unknown:
+            raise ValueError(
+                f"{Path(path).name}: {where} uses {', '.join(sorted(unknown))}, not one of {sorted(names)}"
+            )
+        return _SENTENCES.from_string(source)
 
     return Layout(
         sections,
-        tuple(compiled(sentence) for sentence in raw["summary"]),
-        {status: compiled(line) for status, line in raw.get("status_lines", {}).items()},
+        tuple(compiled(s, f"summary sentence {n}", SENTENCE_NAMES) for n, s in enumerate(raw["summary"], start=1)),
+        {status: compiled(line, f"status line {status}", {"unit"}) for status, line in raw["status_lines"].items()},
     )
 
 
