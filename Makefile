@@ -40,6 +40,8 @@ help: ## list the targets
 install: ## build .venv from uv.lock (Python 3.11) with the project installed editable, bytecode compiled once
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --python 3.11 --compile-bytecode
+	@# PYTHONDONTWRITEBYTECODE machines would otherwise compile every import in every Airflow process
+	@$(VENV_BIN)/python -m compileall -q src dags plugins bench
 
 demo: install ## close out the sample week 2022-03-13..19, then play the hard day 2022-03-20 (receipts, reminders, 缺报, 补报)
 	@mkdir -p $(DATA)/inbox && cp -rn $(CURDIR)/sample/inbox/. $(DATA)/inbox/
