@@ -1,7 +1,7 @@
 """The 日清日结看板 in a real browser: Debian's headless Chromium, driven by Playwright, against a running Airflow
 api-server that serves the plugin over a PostgreSQL store holding the sample week and the hard day.
 
-Screenshots go to `artefacts/browser/` (CLOSEOUT_ARTEFACTS overrides; docs/operations.md says where to look).
+Screenshots go to `artefacts/browser/` (CLOSEOUT_ARTEFACTS overrides; the README says where to look).
 """
 
 from __future__ import annotations
