@@ -80,17 +80,17 @@ UserDep = Annotated[BoardUser, Depends(board_user)]
 OpsDep = Annotated[BoardUser, Depends(ops_user)]
 
 
-@lru_cache(maxsize=4)
-def _reader(db_url: str, registry_path: str, cutoff: str):
-    from closeout.board import BoardReader
-    from closeout.registry import load_registry
-
-    return BoardReader(db_url, load_registry(Path(registry_path)), cutoff)
-
-
 def reader():
+    """The board's reader for the CLOSEOUT_* settings, one per store and registry (one engine, kept)."""
     settings = load_settings()
-    return _reader(settings.db_url, str(settings.registry_path), settings.cutoff)
+    return _reader(settings.db_url, str(settings.registry_path), settings.cutoff, str(settings.include_dir))
+
+
+@lru_cache(maxsize=4)
+def _reader(*settings_key: str):
+    from closeout.board import BoardReader
+
+    return BoardReader.from_env()
 
 
 @lru_cache(maxsize=1)
@@ -183,7 +183,7 @@ def create_app() -> FastAPI:
         except KeyError:
             raise HTTPException(404, f"名录中没有单位 / no such unit: {unit[:20]!r}") from None
         task = await _load_task(request, report_date, unit)
-        return render("unit_day.html.j2", d=detail, user=user, task=task, fragment=fragment, ui=_ui_base(request))
+        return render("unit_day.html.j2", d=detail, user=user, task=task, fragment=fragment, ui=_origin(request))
 
     @app.get("/board/punctuality", response_class=HTMLResponse)
     def punctuality(user: UserDep, first: str | None = None, last: str | None = None):
@@ -264,10 +264,6 @@ def _origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
-def _ui_base(request: Request) -> str:
-    return _origin(request)
-
-
 async def _airflow_api(request: Request, method: str, path: str, **kwargs):
     """Airflow's REST API, in process and as the caller: their token goes with the call, so Airflow decides."""
     import httpx
@@ -323,10 +319,8 @@ async def _load_task(request: Request, report_date: date, unit_code: str) -> dic
 
 
 def _unit_name(code: str) -> str:
-    from closeout.registry import load_registry
-
     try:
-        return load_registry(load_settings().registry_path).get(code).name
+        return reader().registry.get(code).name
     except KeyError:
         return ""
 
@@ -334,7 +328,5 @@ def _unit_name(code: str) -> str:
 def group_choices() -> list[tuple[str, str]]:
     """The registry's groups of several units, for the filter and the roll-up rows; none at city scale, where
     each county loads alone."""
-    from closeout.registry import load_registry
-
-    registry = load_registry(load_settings().registry_path)
+    registry = reader().registry
     return [(g.key, registry.group_name(g.key)) for g in registry.groups() if len(g.codes) > 1]
