@@ -44,6 +44,7 @@ from closeout.settings import LOCAL_TZ
 pytestmark = pytest.mark.services
 INTAKE, CLOSEOUT, MARK = "closeout_intake", "daily_closeout", "closeout_mark_absent"
 STEP = timedelta(minutes=2)  # between the afternoon's milestones
+ARTEFACTS = Path(os.environ.get("CLOSEOUT_ARTEFACTS", Path(__file__).resolve().parents[1] / "artefacts"))
 
 
 def hhmm(moment: datetime) -> str:
@@ -170,6 +171,18 @@ def sleep_until(moment: datetime) -> None:
     time.sleep(max(0.0, (moment - datetime.now(LOCAL_TZ)).total_seconds()))
 
 
+TIMELINE = ARTEFACTS / "afternoon-timeline.txt"
+
+
+def milestone(plan: Afternoon, what: str) -> None:
+    """When each step of the afternoon was reached, minutes after the opening: how much of the shortened clock
+    the work needs (kept with the CI artefacts, to tune STEP)."""
+    minutes = (datetime.now(LOCAL_TZ) - plan.opening).total_seconds() / 60
+    TIMELINE.parent.mkdir(parents=True, exist_ok=True)
+    with TIMELINE.open("a", encoding="utf-8") as out:
+        out.write(f"{minutes:6.2f} min  {what}\n")
+
+
 def subjects(cluster, prefix: str, unit: str = "") -> list[str]:
     return [m["Subject"] for m in mails(cluster) if m["Subject"].startswith(prefix) and unit in m["Subject"]]
 
@@ -249,6 +262,8 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
 
     cluster, plan = afternoon_cluster, afternoon_cluster.plan
     inbox, day, yesterday = cluster.inbox, plan.day, plan.yesterday
+    TIMELINE.unlink(missing_ok=True)
+    milestone(plan, "cluster ready")
 
     # 开化 will not report today: an operator records it through the trigger form (REST, as the UI does)
     response = cluster.api(
@@ -279,6 +294,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     )
 
     kecheng = wait_until(cluster, lambda: subjects(cluster, "【回执】柯城区"), 300, "柯城's receipt")
+    milestone(plan, "first receipt (柯城)")
     receipt_mail = next(m for m in mails(cluster) if m["Subject"] == kecheng[0])
     latency = parsedate_to_datetime(receipt_mail["Date"]).timestamp() - landed
     print(f"\nreceipt latency (file landing → receipt Date header): {latency:.0f} s")
@@ -294,6 +310,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     sign_off(cluster, held, APPROVE, "各县昨日均未报送，已电话核实，同意发布")
     finished(cluster, held, "各县昨日均未报送，已电话核实，同意发布")
     wait_until(cluster, lambda: bulletins(cluster, yesterday), 240, "yesterday's approved bulletin")
+    milestone(plan, "yesterday approved and mailed")
 
     # 常山's file arrives slowly (still being copied): nothing may be judged before it is complete
     changshan = dated(SAMPLE_INBOX / "2022-03-19" / "changshan.csv", day)
@@ -309,6 +326,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     (inbox / "330803.csv").write_bytes(good_qujiang)
     wait_until(cluster, lambda: subjects(cluster, "【回执】衢江区"), 240, "衢江's fixed file accepted")
     wait_until(cluster, lambda: subjects(cluster, "【回执】常山县"), 240, "常山's receipt")
+    milestone(plan, "常山 and fixed 衢江 receipts")
     assert subjects(cluster, "【退回】常山县") == []  # the half-written file was never judged
     changshan_receipt = next(m for m in mails(cluster) if m["Subject"].startswith("【回执】常山县")).get_content()
     assert "志愿者：" in changshan_receipt  # the complete file, down to its last rows
@@ -317,6 +335,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     cluster.sink.handler.refuse_next("duty@test.invalid", 2)
     sleep_until(plan.cutoff)
     [official] = wait_until(cluster, lambda: bulletins(cluster, day), 300, "today's bulletin")
+    milestone(plan, "today's bulletin (cutoff)")
     assert cluster.sink.handler.refused == 2
     scheduled = next(r for r in cluster.get(f"/dags/{CLOSEOUT}/dagRuns")["dag_runs"] if r["run_type"] == "scheduled")
     assert task_states(cluster, scheduled["dag_run_id"])["sign_off"] == "skipped"  # half cleared: not held
@@ -336,6 +355,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     [late] = wait_until(
         cluster, lambda: [m for m in bulletins(cluster, day) if "（补报）" in m["Subject"]], 300, "the 补报 edition"
     )
+    milestone(plan, "补报 edition")
     assert "龙游县数据于日报发出后补报" in late.get_body(("plain",)).get_content()
     figures_in_file = sum(1 for line in longyou.decode("utf-8").splitlines()[1:] if line.strip())
     assert store_rows(cluster, longyou_rows + " AND source_sha256 <> 'derived'", d=day) == [(figures_in_file,)]
@@ -360,6 +380,7 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
     [correction] = wait_until(
         cluster, lambda: [m for m in bulletins(cluster, day) if "（更正）" in m["Subject"]], 300, "the 更正 edition"
     )
+    milestone(plan, "更正 edition")
     assert (
         f"柯城区新增集中隔离由{old_value}人订正为{old_value + 6}人，原因：漏报一处隔离点"
         in correction.get_body(("plain",)).get_content()
@@ -398,10 +419,12 @@ def test_one_afternoon_under_the_scheduler(afternoon_cluster):
         240,
         "yesterday's 补报",
     )
+    milestone(plan, "yesterday re-closed, its 补报")
 
     # the rest of the afternoon: the deadline watchdog
     sleep_until(plan.deadline + timedelta(seconds=90))
     wait_until(cluster, lambda: subjects(cluster, "【告警】"), 240, "the deadline alert")
+    milestone(plan, "deadline alert")
     time.sleep(20)  # anything sent twice would arrive now
 
     everything = [m["Subject"] for m in mails(cluster)]
