@@ -76,8 +76,8 @@ demo: install ## close out the sample week 2022-03-13..19, then play the hard da
 airflow: install ## the whole stack locally (UI on :8080, LocalExecutor, mail sink, sample inbox); Ctrl-C stops it
 	bash scripts/local-stack.sh
 
-test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth, database test)
-	$(VENV_BIN)/pytest
+test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth, database test; two lanes at once)
+	$(VENV_BIN)/pytest -n 2 --dist loadgroup
 
 lint: install ## ruff, including Airflow 3 migration rules (AIR3)
 	$(VENV_BIN)/ruff check .
