@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from closeout.bulletin import Rendered, content_sha256
+from closeout.bulletin import Rendered, content_sha256, level_csv_name
 from closeout.context import Context
 from closeout.register import FILE_NAME as REGISTER_FILE
 from closeout.store import now_local
@@ -51,6 +51,14 @@ def build_message(
     else:
         message.add_attachment(
             rendered.attachment, maintype="text", subtype="csv", filename=attachment_name, params={"charset": "utf-8"}
+        )
+    if rendered.level_csv:
+        message.add_attachment(
+            rendered.level_csv,
+            maintype="text",
+            subtype="csv",
+            filename=level_csv_name(attachment_name),
+            params={"charset": "utf-8"},
         )
     if rendered.register:
         message.add_attachment(
