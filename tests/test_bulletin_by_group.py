@@ -164,11 +164,9 @@ def test_the_spreadsheet_is_mailed_as_xlsx_and_hashes_to_the_edition(ctx_with):
     attachment, long_csv = list(parsed.iter_attachments())
     assert attachment.get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert attachment.get_filename() == bulletin.attachment_name
-    assert (
-        long_csv.get_content_type() == "text/csv"
-        and long_csv.get_filename() == "测试省疫情防控工作日报数据_2022-03-19.csv"
-    )
-    assert long_csv.get_payload(decode=True) == rendered.level_csv
+    assert long_csv.get_content_type() == "application/zip"
+    assert long_csv.get_filename() == "测试省疫情防控工作日报数据_2022-03-19.csv.zip"
+    assert long_csv.get_payload(decode=True) == rendered.level_zip
     assert mailed_sha256(parsed) == rendered.sha256
 
 

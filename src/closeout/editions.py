@@ -2,7 +2,7 @@
 补报 (a late unit's figures after it went out) or 更正 (a corrected figure after it went out).
 
 An edition's files live under <outbox>/<date>/<NN>/ (the bulletin as HTML and text, its spreadsheet — a CSV, or an
-.xlsx and a long CSV when the units are shown by group — and the corrections register rows it lists, 更正登记.csv, when it lists
+.xlsx and a zipped long CSV when the units are shown by group — and the corrections register rows it lists, 更正登记.csv, when it lists
 any) and are never overwritten; its row records their hash and the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
 email act on an edition, and what is mailed is exactly its files.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from closeout.bulletin import Rendered, build_bulletin, level_csv_name, render
+from closeout.bulletin import Rendered, build_bulletin, level_zip_name, render
 from closeout.context import Context
 from closeout.masthead import allocate_issue, day_signer
 from closeout.register import FILE_NAME as REGISTER_FILE
@@ -143,8 +143,8 @@ def _write_files(folder: Path, edition: Edition, rendered: Rendered) -> None:
         ("bulletin.txt", rendered.text.encode("utf-8")),
         (edition.attachment_name, rendered.attachment),
     ]
-    if rendered.level_csv:
-        files.append((level_csv_name(edition.attachment_name), rendered.level_csv))
+    if rendered.level_zip:
+        files.append((level_zip_name(edition.attachment_name), rendered.level_zip))
     if rendered.register:
         files.append((REGISTER_FILE, rendered.register))
     for name, data in files:
@@ -163,13 +163,13 @@ def read_files(ctx: Context, edition: Edition) -> Rendered:
         text = (folder / "bulletin.txt").read_bytes().decode("utf-8")
         attachment = (folder / edition.attachment_name).read_bytes()
         register = (folder / REGISTER_FILE).read_bytes() if (folder / REGISTER_FILE).exists() else b""
-        # an .xlsx edition carries the long CSV beside it (none rendered before it did: the hash says which)
-        level_path = folder / level_csv_name(edition.attachment_name)
+        # an .xlsx edition carries the zipped long CSV beside it (none rendered before it did: the hash says which)
+        level_path = folder / level_zip_name(edition.attachment_name)
         by_group = edition.attachment_name.endswith(".xlsx") and level_path.exists()
-        level_csv = level_path.read_bytes() if by_group else b""
+        level_zip = level_path.read_bytes() if by_group else b""
     except (OSError, UnicodeDecodeError) as exc:
         raise EditionTampered(f"{edition.label} 的文件不可读：{exc}") from exc
-    rendered = Rendered(html, text, attachment, register, level_csv)
+    rendered = Rendered(html, text, attachment, register, level_zip)
     if rendered.sha256 != edition.sha256:
         raise EditionTampered(
             f"{edition.label} 的文件在生成后被改动（哈希 {rendered.sha256[:12]} ≠ 记录的 {edition.sha256[:12]}），"
