@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_INBOX, copy_day
+from test_load_and_store import change_isolation_new, close_day, figure, published_day
 
 from closeout import pipeline
 from closeout.bulletin import build_bulletin, content_sha256, render
@@ -69,6 +70,21 @@ def test_english_rendering_matches_golden(ctx_for, tmp_path):
     assert "718,346 samples taken" in summary and "万" not in summary  # thousands separators, never 万
 
 
+def test_correction_edition_matches_golden(ctx_for, tmp_path, smtp_sink):
+    """The 更正 edition after the 18th went out: its head keeps the day's 第N期, its first lines list the change."""
+    ctx, path, day = published_day(f"sqlite:///{tmp_path / 'store.db'}", ctx_for, tmp_path, smtp_sink)
+    old, _ = figure(ctx, "330802", "isolation_new", day)
+    change_isolation_new(path, int(old) + 6, "县里电话确认：漏报一处隔离点")
+    close_day(ctx, day)
+    changes = ctx.store.rows("select_same_day_changes", {"report_date": day.isoformat()})
+    bulletin = build_bulletin(ctx, day, "correction", changes, issue=Issue(77, date(2022, 3, 19)), signer="值班主任")
+    rendered = render(ctx, bulletin)
+    check_golden("bulletin-2022-03-18-correction.txt", rendered.text)
+    check_golden("bulletin-2022-03-18-correction.html", rendered.html)
+    assert bulletin.title == "衢州市疫情防控工作日报（3月18日·更正）"
+    assert f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人" in rendered.text
+
+
 def break_two_units(folder: Path) -> None:
     (folder / "changshan.csv").unlink()  # 常山 sends nothing
     path = folder / "330802.csv"  # 柯城 writes an approximation into a hard metric
@@ -84,6 +100,7 @@ def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
     bulletin = build_bulletin(ctx, DAY, issue=ISSUE)
     rendered = render(ctx, bulletin)
     check_golden("bulletin-2022-03-19-gaps.txt", rendered.text)
+    check_golden("bulletin-2022-03-19-gaps.html", rendered.html)
     assert "（常山县数据截至发布时未报送，按缺报处理，次日补报后订正）" in bulletin.summary
     # the leaders read the problem plainly: no file names, English keys or rule ids (those go to ops and counties)
     assert "柯城区报送的数据未通过核验，已退回更正：心理咨询“600余”，硬性指标须为确数，不接受约数。" in bulletin.notes
@@ -193,6 +210,9 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
         "bulletin-2022-03-19.txt",
         "bulletin-2022-03-19.html",
         "bulletin-2022-03-19-gaps.txt",
+        "bulletin-2022-03-19-gaps.html",
+        "bulletin-2022-03-18-correction.txt",
+        "bulletin-2022-03-18-correction.html",
         "bulletin-2022-03-19-en.txt",
         "bulletin-2022-03-19-en.html",
     ],

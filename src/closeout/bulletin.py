@@ -113,7 +113,7 @@ def level_zip_name(attachment_name: str) -> str:
 
 
 def month_day(day: date, words: dict | None = None) -> str:
-    """ "3月19日", or in the words of another language ("19 March")."""
+    """3月19日, or in the words of another language: 19 March."""
     if words is None:
         return f"{day.month}月{day.day}日"
     return words["when"].format(month=day.month, day=day.day, month_name=calendar.month_name[day.month])
@@ -174,10 +174,6 @@ def build_bulletin(
     words = layout.words
     head = load_masthead(settings.bulletin_masthead_path, language).for_day(issue, signer)
     english = language == "en"
-
-    def named(unit) -> str:
-        return (unit.name_en or unit.name) if english else unit.name
-
     day = report_date.isoformat()
     when = month_day(report_date, words)
     figures = read_figures(ctx, report_date)
@@ -185,7 +181,10 @@ def build_bulletin(
     statuses = {r["unit_code"]: r["status"] for r in store.rows("select_unit_days", {"report_date": day})}
     lines = [
         Line(
-            u.code, named(u), statuses.get(u.code, "missing" if u.required else "absent"), status_words=words["status"]
+            u.code,
+            _named(u, english),
+            statuses.get(u.code, "missing" if u.required else "absent"),
+            status_words=words["status"],
         )
         for u in registry.all_units
     ]
@@ -246,7 +245,7 @@ def build_bulletin(
 
     narratives = [
         {
-            "unit": named(registry.get(r["unit_code"])),
+            "unit": _named(registry.get(r["unit_code"]), english),
             "headline": r["headline"],
             "byline": r["byline"],
             "paragraphs": [p for p in r["body"].splitlines() if p],
@@ -262,7 +261,7 @@ def build_bulletin(
     if kind in EDITION_KINDS:
         name = words[kind]
         title = words["title_edition"].format(region=region_name, when=when, edition=name)
-        subject += f"（{name}）" if not english else f" ({name})"
+        subject += words["in_parentheses"].format(name)
         edition_lines = [words["edition_intro"].format(edition=name, when=when)]
         edition_lines += [change_sentence(ctx, r, same_day=True) for r in change_rows]
     bulletin = Bulletin(
@@ -325,7 +324,7 @@ def _groups(registry: Registry, english: bool) -> list[tuple[str, tuple[str, ...
     for unit in registry.all_units:
         top = registry.top_division(unit.code)
         key = top.code if top else unit.code
-        names[key] = _division_name(top or unit, english)
+        names[key] = _named(top or unit, english)
         grouped.setdefault(key, []).append(unit.code)
     return [(names[key], tuple(codes)) for key, codes in grouped.items()]
 
@@ -430,14 +429,15 @@ def _problems(registry: Registry, lines: list[Line], findings: list[dict], engli
     return problems
 
 
-def _division_name(division, english: bool) -> str:
-    return (division.name_en or division.name) if english else division.name
+def _named(unit_or_division, english: bool) -> str:
+    """Its name in the bulletin's language: the registry's name_en in English when it has one."""
+    return (unit_or_division.name_en or unit_or_division.name) if english else unit_or_division.name
 
 
 def _within(registry: Registry, code: str, english: bool) -> str:
     """What a unit belongs to in a large bulletin: its division just below the region, else its load group."""
     top = registry.top_division(code)
-    return _division_name(top, english) if top else registry.group_name(registry.get(code).group or code)
+    return _named(top, english) if top else registry.group_name(registry.get(code).group or code)
 
 
 def _figure(cell: tuple[float, str] | None, language: str = "zh") -> str:
@@ -459,8 +459,8 @@ def _unit_sheet(
     for division, members in _division_members(registry):
         division_totals = [_sum([today.get(c, {}).get(m.key) for c in members]) for m in metrics]
         parent = registry.divisions.get(division.parent)
-        within = _division_name(parent, english) if parent else ""
-        rows.append([division.code, _division_name(division, english), within, "", *division_totals])
+        within = _named(parent, english) if parent else ""
+        rows.append([division.code, _named(division, english), within, "", *division_totals])
     return [header, *rows, [region.code, region.name, "", "", *(totals[m.key] for m in metrics)]]
 
 
@@ -503,7 +503,7 @@ def _level_rows(
             row("unit", ln.code, ln.name, parent, m, today.get(ln.code, {}).get(m.key), ln.status) for m in metrics
         ]
     for division, members in _division_members(registry):
-        name, parent = _division_name(division, english), division.parent or registry.region_code
+        name, parent = _named(division, english), division.parent or registry.region_code
         for m in metrics:
             figure = _sum([today.get(c, {}).get(m.key) for c in members])
             rows.append(row("division", division.code, name, parent, m, figure, "total"))
