@@ -329,3 +329,37 @@ def test_english_says_no_new_cases_and_groups_thousands(small_ctx):
     assert "no new asymptomatic infections" in summary[0]
     assert "1,200,000 samples taken" in summary[1]  # four units of 300,000: never 120万 in English
     assert not re.search(r"\b0 new\b", " ".join(summary))
+
+
+class AnsweringACorrection(StoreAnswers):
+    """The store of test_bulletin_by_group, with a correction to the 18th not yet announced."""
+
+    correction = {
+        "report_date": "2022-03-18",
+        "unit_code": "330102",
+        "metric": "sampled",
+        "kind": "correction",
+        "old_value": 1200,
+        "old_qualifier": "",
+        "new_value": 1206,
+        "new_qualifier": "",
+        "reason": "县里电话确认",
+        "new_sha256": "sha",
+    }
+
+    def rows(self, name: str, params: dict) -> list[dict]:
+        return [self.correction] if name == "select_corrections_to_announce" else super().rows(name, params)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("zh", "3月18日东城区采样人次由1200人次订正为1206人次，原因：县里电话确认。"),
+        ("en", '18 March: 东城区 corrected "Samples taken" from 1,200 to 1,206 samples; reason: 县里电话确认.'),
+    ],
+)
+def test_an_earlier_days_correction_is_told_in_the_bulletins_language(small_ctx, language, said):
+    ctx = small_ctx(CLOSEOUT_BULLETIN_LANGUAGE=language)
+    ctx.store = AnsweringACorrection([m.key for m in ctx.catalogue.metrics])
+    assert said in build_bulletin(ctx, DAY).notes

@@ -252,7 +252,7 @@ def build_bulletin(
         }
         for r in store.rows("select_narratives", {"report_date": day})
     ]
-    notes, announced = _notes(ctx, report_date, lines, findings, words)
+    notes, announced = _notes(ctx, report_date, lines, findings, words, language)
     if any(change.partial for change in changes.values()):
         notes.append(words["like_with_like"])
     title = words["title"].format(region=region_name, when=when)
@@ -263,7 +263,7 @@ def build_bulletin(
         title = words["title_edition"].format(region=region_name, when=when, edition=name)
         subject += words["in_parentheses"].format(name)
         edition_lines = [words["edition_intro"].format(edition=name, when=when)]
-        edition_lines += [change_sentence(ctx, r, same_day=True) for r in change_rows]
+        edition_lines += [change_sentence(ctx, r, words, language, same_day=True) for r in change_rows]
     bulletin = Bulletin(
         report_date,
         title,
@@ -512,27 +512,31 @@ def _level_rows(
 
 
 def _notes(
-    ctx: Context, report_date: date, lines: list[Line], findings: list[dict], words: dict
+    ctx: Context, report_date: date, lines: list[Line], findings: list[dict], words: dict, language: str
 ) -> tuple[list[str], list[dict]]:
-    """The data notes, and the earlier days' changes among them (a sent edition marks those announced)."""
+    """The data notes, and the earlier days' changes among them (a sent edition marks those announced). A finding
+    is told in the words the county's file was judged in (Chinese), whatever the bulletin's language."""
     catalogue, store, day = ctx.catalogue, ctx.store, report_date.isoformat()
-    names = {u.code: u.name for u in ctx.registry.all_units}
+    names = {ln.code: ln.name for ln in lines}
     excusals = {r["unit_code"]: r["reason"] for r in store.rows("select_excusals", {"report_date": day})}
     notes = []
     for ln in lines:
         if ln.status in ("missing", "absent", "received", "excused"):
             notes.append(words[f"note_{ln.status}"].format(unit=ln.name, reason=excusals.get(ln.code, "")))
-    order = {"hard": 0, "missing": 1, "soft": 2}
+    order, chinese = {"hard": 0, "missing": 1, "soft": 2}, ctx.unit_names()
     for f in sorted(findings, key=lambda f: (order[f["severity"]], f["unit_code"], f["row_no"] or 0)):
-        notes.append(plain_note(f, names.get(f["unit_code"], f["unit_code"])))
+        notes.append(plain_note(f, chinese.get(f["unit_code"], f["unit_code"])))
     for r in store.rows("select_day_revisions", {"report_date": day}):
-        metric = catalogue.by_key[r["metric"]]
         notes.append(
-            f"{names.get(r['unit_code'], r['unit_code'])}发布前重报：{metric.label} "
-            f"{_shown(r['new_value'], r['new_qualifier'])}（原为{_shown(r['old_value'], r['old_qualifier'])}）。"
+            words["note_revision"].format(
+                unit=names.get(r["unit_code"], r["unit_code"]),
+                metric=catalogue.by_key[r["metric"]].heading(language)[0],
+                new=_shown(r["new_value"], r["new_qualifier"], language),
+                old=_shown(r["old_value"], r["old_qualifier"], language),
+            )
         )
     announced = store.rows("select_corrections_to_announce", {"report_date": day})
-    notes += [change_sentence(ctx, r) for r in announced]
+    notes += [change_sentence(ctx, r, words, language) for r in announced]
     return notes, announced
 
 
@@ -554,23 +558,28 @@ def plain_note(finding: dict, unit: str) -> str:
     return f"{unit}{subject + '：' if subject else '：'}{message}。"
 
 
-def change_sentence(ctx: Context, r: dict, same_day: bool = False) -> str:
+def change_sentence(ctx: Context, r: dict, words: dict, language: str, same_day: bool = False) -> str:
     """'3月18日柯城区新增集中隔离由120人订正为126人，原因：…。' — or a late unit's whole report (补报)."""
-    when = month_day(date.fromisoformat(r["report_date"]))
-    unit = ctx.unit_names().get(r["unit_code"], r["unit_code"])
+    when = month_day(date.fromisoformat(r["report_date"]), words)
+    code = r["unit_code"]
+    unit = _named(ctx.registry.get(code), language == "en") if code in ctx.unit_names() else code
     if r["kind"] == "late_report":
-        if same_day:
-            return f"{unit}数据于日报发出后补报，已计入本期各项合计。"
-        return f"{when}{unit}数据于当日日报发布后补报，已计入{when}合计。"
+        return words["late_same_day" if same_day else "late_earlier_day"].format(unit=unit, when=when)
     metric = ctx.catalogue.by_key[r["metric"]]
-    return (
-        f"{when}{unit}{metric.label}由{_shown(r['old_value'], r['old_qualifier'])}{metric.unit}订正为"
-        f"{_shown(r['new_value'], r['new_qualifier'])}{metric.unit}，原因：{r['reason'] or '未说明'}。"
+    label, measure = metric.heading(language)
+    return words["corrected"].format(
+        when=when,
+        unit=unit,
+        metric=label,
+        old=_shown(r["old_value"], r["old_qualifier"], language),
+        new=_shown(r["new_value"], r["new_qualifier"], language),
+        measure=measure,
+        reason=r["reason"] or words["no_reason"],
     )
 
 
-def _shown(value, qualifier) -> str:
-    return "—" if value is None else render_value(value, qualifier)
+def _shown(value, qualifier, language: str = "zh") -> str:
+    return "—" if value is None else figure_text(value, qualifier, language)
 
 
 def _attachment_rows(ctx, report_date, lines, region, today, yesterday, totals, previous, changes) -> list[dict]:
