@@ -363,3 +363,69 @@ def test_an_earlier_days_correction_is_told_in_the_bulletins_language(small_ctx,
     ctx = small_ctx(CLOSEOUT_BULLETIN_LANGUAGE=language)
     ctx.store = AnsweringACorrection([m.key for m in ctx.catalogue.metrics])
     assert said in build_bulletin(ctx, DAY).notes
+
+
+COUNTRY = """\
+region: {code: "100000", name: 测试国, slug: test-country, city_level: {code: "100001", name: 国家本级, slug: guojia}}
+divisions:
+  "110000": {name: 甲省}
+  "120000": {name: 乙省}
+  "110100": {name: 甲省一市, parent: "110000"}
+  "110200": {name: 甲省二市, parent: "110000"}
+  "120100": {name: 乙省一市, parent: "120000"}
+units:
+  - {code: "110101", name: 一县, slug: a1, parent: "110100"}
+  - {code: "110102", name: 二县, slug: a2, parent: "110100"}
+  - {code: "110201", name: 三县, slug: a3, parent: "110200"}
+  - {code: "120101", name: 四县, slug: b1, parent: "120100"}
+  - {code: "120102", name: 五县, slug: b2, parent: "120100"}
+"""
+
+
+class EveryUnitReportsOne(StoreAnswers):
+    """Each county reports 1 for every metric on both days: any level's total is its number of counties."""
+
+    def __init__(self, metrics: list[str], codes: list[str]):
+        self.codes = codes
+        self.figures = {day: {c: dict.fromkeys(metrics, 1) for c in codes} for day in (DAY - timedelta(days=1), DAY)}
+
+    def rows(self, name: str, params: dict) -> list[dict]:
+        if name == "select_unit_days":
+            return [{"unit_code": c, "status": "cleared"} for c in self.codes]
+        if name == "select_unit_days_between":
+            return [
+                {"report_date": d.isoformat(), "unit_code": c, "status": "cleared"}
+                for d in self.figures
+                for c in self.codes
+            ]
+        return super().rows(name, params)
+
+
+@pytest.mark.unit
+def test_a_country_shows_its_provinces_and_totals_every_level(ctx_for, tmp_path):
+    registry = tmp_path / "country.yaml"
+    registry.write_text(COUNTRY, encoding="utf-8")
+    ctx = ctx_for(
+        f"sqlite:///{tmp_path / 'unused.db'}", CLOSEOUT_REGISTRY=str(registry), CLOSEOUT_BULLETIN_TABLE_MAX_UNITS="4"
+    )
+    ctx.store = EveryUnitReportsOne([m.key for m in ctx.catalogue.metrics], [u.code for u in ctx.registry.units])
+    bulletin = build_bulletin(ctx, DAY)
+    rendered = render(ctx, bulletin)
+    testing = next(s for s in bulletin.rollup if s["title"] == "二、核酸检测")
+    sampled = [c["label"] for c in testing["columns"]].index("采样人次")
+    assert [(r["label"], r["cells"][sampled]) for r in testing["rows"]] == [("甲省", "3"), ("乙省", "2")]
+    rows = [r for r in csv.DictReader(io.StringIO(long_csv(rendered))) if r["metric"] == "sampled"]
+    totals = {(r["level"], r["unit_code"], r["parent_code"]): r["value"] for r in rows if r["level"] != "unit"}
+    assert totals == {
+        ("division", "110000", "100000"): "3",
+        ("division", "110100", "110000"): "2",
+        ("division", "110200", "110000"): "1",
+        ("division", "120000", "100000"): "2",
+        ("division", "120100", "120000"): "2",
+        ("region", "100000", ""): "5",
+    }
+    sheet = list(openpyxl.load_workbook(io.BytesIO(rendered.attachment)).active.iter_rows(values_only=True))
+    column = 4 + [m.key for m in ctx.catalogue.metrics].index("sampled")
+    by_code = {r[0]: (r[2], r[column]) for r in sheet[1:]}
+    assert by_code["110201"] == ("甲省", 1) and by_code["110100"] == ("甲省", 2) and by_code["110000"] == (None, 3)
+    assert by_code["100000"][1] == 5
