@@ -429,3 +429,13 @@ def test_a_country_shows_its_provinces_and_totals_every_level(ctx_for, tmp_path)
     by_code = {r[0]: (r[2], r[column]) for r in sheet[1:]}
     assert by_code["110201"] == ("甲省", 1) and by_code["110100"] == ("甲省", 2) and by_code["110000"] == (None, 3)
     assert by_code["100000"][1] == 5
+
+
+@pytest.mark.unit
+def test_a_parent_that_names_no_division_is_refused(tmp_path):
+    from closeout.registry import load_registry
+
+    path = tmp_path / "country.yaml"
+    path.write_text(COUNTRY.replace('parent: "120100"}', 'parent: "129900"}', 1), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"四县\(120101\) has parent '129900', not one of `divisions`"):
+        load_registry(path)

@@ -67,6 +67,13 @@ class Registry:
         self.region_code = region_code
         self.region_name_en = region_name_en
         self.divisions = {d.code: d for d in divisions or ()}
+        # A parent that names no division would quietly make its units a row of their own: refused instead.
+        known = {*self.divisions, region_code, ""}
+        for child in (*units, *self.divisions.values()):
+            if child.parent not in known:
+                raise ValueError(
+                    f"registry: {child.name}({child.code}) has parent {child.parent!r}, not one of `divisions`"
+                )
         self.region_name = region_name
         self.region_slug = region_slug
         self.city_level = city_level

@@ -42,7 +42,7 @@ class Settings:
     )
     # CLOSEOUT_BULLETIN_TABLE_MAX_UNITS: above this many county-level units the bulletin shows the next level down
     # (group roll-ups), the top movers and every unit with a problem, and the per-unit figures travel as an .xlsx
-    # and a CSV; at or below it, one column per unit and a CSV. A dozen columns is what a printed page holds.
+    # and a zipped long CSV; at or below it, one column per unit and a CSV. A dozen columns is what a printed page holds.
     bulletin_table_max_units: int = 12
     bulletin_language: str = "zh"  # CLOSEOUT_BULLETIN_LANGUAGE: zh (工作日报) | en (the same bulletin in English)
     # CLOSEOUT_BULLETIN_MASTHEAD: the head and foot (红头, 报/送/发) as YAML; default include/catalogue/masthead.yaml
