@@ -15,7 +15,7 @@ Asia/Shanghai). It runs daily at the cutoff; every task is safe to re-run. Failu
 | `send_receipts` 发送回执 | 每个判定过、尚未发回执的文件发一封回执给单位联系人 / one receipt per judged file not yet receipted | SMTP 拒收自动重试；不影响日报发送 |
 | `reconcile_day` 对账核验 | 与前一日结清数核对存量，推算累计数，运行提示性规则，定每个单位状态（已结清 / 未结清 / 拒收 / 缺报 / 已标记缺报） | 即使有县入库失败也会运行；本任务失败是基础设施问题：Clear |
 | `recheck_later_days` 复核其后各日 | 本日期之后已发布的各日重新对账：随之变化的累计数记为“重算”更正记录（署名同本次重新结清），新出现的不平衡记为当日的问题；日志逐日列出变化 / re-checks every later published day, reports which changed | 基础设施问题：Clear |
-| `render_bulletin` 生成日报 | 生成一期日报（正式；发出后有补报或更正则为补报版 / 更正版）：`bulletin.html`、`bulletin.txt`、数据附件（CSV；单位多于 `CLOSEOUT_BULLETIN_TABLE_MAX_UNITS` 时为 xlsx）写入 `$CLOSEOUT_OUTBOX/<日期>/<期号>/`，从不覆盖；内容没变则仍是原来那一期 | 模板或磁盘问题：改正后 Clear |
+| `render_bulletin` 生成日报 | 生成一期日报（正式；发出后有补报或更正则为补报版 / 更正版）：`bulletin.html`、`bulletin.txt`、数据附件（CSV；单位多于 `CLOSEOUT_BULLETIN_TABLE_MAX_UNITS` 时为 xlsx 和长表 CSV 的 zip）写入 `$CLOSEOUT_OUTBOX/<日期>/<期号>/`，从不覆盖；内容没变则仍是原来那一期 | 模板或磁盘问题：改正后 Clear |
 | `needs_signoff` 是否需审核 | 按 `CLOSEOUT_SIGNOFF`（默认不足半数单位结清时审核）和入库是否因故障未完成，决定本期要不要人签发；不需要则跳过 `sign_off` | `airflow dags test` 遇到需要审核的一期会失败并说明：请在界面触发并签发 |
 | `sign_off` 审核签发 | 人工签发（Airflow 的 Required Actions）：看总体情况、未结清单位、数据说明，选“签发”或“退回”并写意见；只有 Closeout Ops / Admin 能签发 | 退回后改正再 Clear `render_bulletin` 及下游 |
 | `email_bulletin` 发送日报 | 经 `smtp_default` 发给 `CLOSEOUT_RECIPIENTS`：发的就是那一期的文件（先核对哈希），每期至多一次，邮件原样存为 `email-<次>.eml` | SMTP 拒收会自动重试。“上次发送未确认”：先查收件箱，收到了 `closeout confirm-delivery <日期> --reason …`，没收到 `closeout retry-delivery <日期> --reason …`，再 Clear。“等待审核 / 已被退回”：见 `sign_off` |

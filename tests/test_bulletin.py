@@ -14,17 +14,20 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_INBOX, copy_day
+from test_load_and_store import change_isolation_new, close_day, figure, published_day
 
 from closeout import pipeline
-from closeout.bulletin import LIKE_WITH_LIKE_NOTE, build_bulletin, content_sha256, render
+from closeout.bulletin import build_bulletin, content_sha256, render
 from closeout.ingest import discover, parse_submission
 from closeout.load import load_group
 from closeout.mailer import build_message
+from closeout.masthead import Issue
 from closeout.reconcile import reconcile_day
 from closeout.validate import collapse
 
 GOLDEN = Path(__file__).parent / "golden"
 DAY = date(2022, 3, 19)
+ISSUE = Issue(78, date(2022, 3, 20))  # 第78期, issued the morning after: the head as a reader sees it
 
 
 def check_golden(name: str, actual: str) -> None:
@@ -34,13 +37,13 @@ def check_golden(name: str, actual: str) -> None:
     assert actual == path.read_text(encoding="utf-8"), f"{name} changed: review, then UPDATE_GOLDEN=1"
 
 
-def closed(ctx_for, tmp_path, edit=None):
+def closed(ctx_for, tmp_path, edit=None, **env):
     inbox = tmp_path / "inbox"
     copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
     folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
     if edit:
         edit(folder)
-    ctx = ctx_for(f"sqlite:///{tmp_path / 'store.db'}", inbox)
+    ctx = ctx_for(f"sqlite:///{tmp_path / 'store.db'}", inbox, **env)
     for day in (date(2022, 3, 18), DAY):
         for group in pipeline.plan_unit_groups(ctx):
             load_group(ctx, day, group["codes"])
@@ -50,9 +53,36 @@ def closed(ctx_for, tmp_path, edit=None):
 
 def test_clean_day_matches_golden(ctx_for, tmp_path):
     ctx = closed(ctx_for, tmp_path)
-    rendered = render(ctx, build_bulletin(ctx, DAY))
+    rendered = render(ctx, build_bulletin(ctx, DAY, issue=ISSUE))
     check_golden("bulletin-2022-03-19.txt", rendered.text)
     check_golden("bulletin-2022-03-19.html", rendered.html)
+
+
+def test_english_rendering_matches_golden(ctx_for, tmp_path):
+    """The same day, the same templates, in English (CLOSEOUT_BULLETIN_LANGUAGE=en): labels from the catalogue,
+    names from the registry's name_en, thousands separators instead of 万."""
+    ctx = closed(ctx_for, tmp_path, break_two_units, CLOSEOUT_BULLETIN_LANGUAGE="en")
+    rendered = render(ctx, build_bulletin(ctx, DAY, issue=ISSUE, signer="Duty Director"))
+    check_golden("bulletin-2022-03-19-en.txt", rendered.text)
+    check_golden("bulletin-2022-03-19-en.html", rendered.html)
+    summary = rendered.text.split("【Overview】")[1].split("【")[0]
+    assert not re.search(r"[\u4e00-\u9fff]", summary)  # English throughout, the units by their English names
+    assert "718,346 samples taken" in summary and "万" not in summary  # thousands separators, never 万
+
+
+def test_correction_edition_matches_golden(ctx_for, tmp_path, smtp_sink):
+    """The 更正 edition after the 18th went out: its head keeps the day's 第N期, its first lines list the change."""
+    ctx, path, day = published_day(f"sqlite:///{tmp_path / 'store.db'}", ctx_for, tmp_path, smtp_sink)
+    old, _ = figure(ctx, "330802", "isolation_new", day)
+    change_isolation_new(path, int(old) + 6, "县里电话确认：漏报一处隔离点")
+    close_day(ctx, day)
+    changes = ctx.store.rows("select_same_day_changes", {"report_date": day.isoformat()})
+    bulletin = build_bulletin(ctx, day, "correction", changes, issue=Issue(77, date(2022, 3, 19)), signer="值班主任")
+    rendered = render(ctx, bulletin)
+    check_golden("bulletin-2022-03-18-correction.txt", rendered.text)
+    check_golden("bulletin-2022-03-18-correction.html", rendered.html)
+    assert bulletin.title == "衢州市疫情防控工作日报（3月18日·更正）"
+    assert f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人" in rendered.text
 
 
 def break_two_units(folder: Path) -> None:
@@ -67,9 +97,10 @@ def break_two_units(folder: Path) -> None:
 
 def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
     ctx = closed(ctx_for, tmp_path, break_two_units)
-    bulletin = build_bulletin(ctx, DAY)
+    bulletin = build_bulletin(ctx, DAY, issue=ISSUE)
     rendered = render(ctx, bulletin)
     check_golden("bulletin-2022-03-19-gaps.txt", rendered.text)
+    check_golden("bulletin-2022-03-19-gaps.html", rendered.html)
     assert "（常山县数据截至发布时未报送，按缺报处理，次日补报后订正）" in bulletin.summary
     # the leaders read the problem plainly: no file names, English keys or rule ids (those go to ops and counties)
     assert "柯城区报送的数据未通过核验，已退回更正：心理咨询“600余”，硬性指标须为确数，不接受约数。" in bulletin.notes
@@ -79,7 +110,7 @@ def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
     assert statuses["常山县"] == "缺报" and statuses["柯城区"] == "拒收" and statuses["市本级"] == "无单独报送"
     sampled = next(r for s in bulletin.sections for r in s["rows"] if r["label"] == "采样人次")
     assert sampled["cells"][0] == "—" and sampled["cells"][2] == "—"  # missing is "—", never 0
-    assert sampled["change"].endswith("※") and LIKE_WITH_LIKE_NOTE in bulletin.notes  # like with like
+    assert sampled["change"].endswith("※") and bulletin.words["like_with_like"] in bulletin.notes  # like with like
 
 
 def test_conventions(ctx_for, tmp_path):
@@ -174,7 +205,17 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["bulletin-2022-03-19.txt", "bulletin-2022-03-19.html", "bulletin-2022-03-19-gaps.txt"]
+    "name",
+    [
+        "bulletin-2022-03-19.txt",
+        "bulletin-2022-03-19.html",
+        "bulletin-2022-03-19-gaps.txt",
+        "bulletin-2022-03-19-gaps.html",
+        "bulletin-2022-03-18-correction.txt",
+        "bulletin-2022-03-18-correction.html",
+        "bulletin-2022-03-19-en.txt",
+        "bulletin-2022-03-19-en.html",
+    ],
 )
 def test_golden_files_are_committed(name):
     assert (GOLDEN / name).stat().st_size > 1000

@@ -96,10 +96,18 @@ def test_above_the_threshold_the_body_shows_groups_and_the_units_travel_as_a_spr
     assert bulletin.attachment_name == "测试省疫情防控工作日报数据_2022-03-19.xlsx"
     for body in (rendered.html, rendered.text):
         assert "甲市" in body and "乙市" in body
+        tables = body.split("分组汇总")[1].split("变化较大的单位")[0]
         assert not any(
-            name in body for name in ("东城区", "西城区", "南城区", "北山县")
-        )  # no unit column, no unit split
+            name in tables for name in ("东城区", "西城区", "南城区", "北山县")
+        )  # no unit column, no unit split: units are named only among the movers and the problems
         assert "中山县" in body  # the missing unit is still named (summary and notes)
+    # every unit changed by 7 on each metric: the top movers are the first units in code order, the layout's count
+    assert [(m["metric"], m["name"], m["change"]) for m in bulletin.movers][:2] == [
+        ("新增本土确诊", "东城区", "+7"),
+        ("新增本土确诊", "西城区", "+7"),
+    ]
+    assert len(bulletin.movers) == 4 * 4  # four metrics in bulletin.yaml's movers, four units changed on each
+    assert [(p["name"], p["within"], p["status_label"]) for p in bulletin.problems] == [("中山县", "乙市", "缺报")]
     assert "分地区数据" not in rendered.html and "分组汇总" in rendered.html
     testing = next(s for s in bulletin.rollup if s["title"] == "二、核酸检测")
     sampled = [c["label"] for c in testing["columns"]].index("采样人次")
@@ -153,14 +161,17 @@ def test_the_spreadsheet_is_mailed_as_xlsx_and_hashes_to_the_edition(ctx_with):
         bulletin.subject, rendered, bulletin.attachment_name, "closeout@test.invalid", ("a@test.invalid",), "<id@x>"
     )
     parsed = BytesParser(policy=policy.default).parsebytes(message.as_bytes())
-    (attachment,) = list(parsed.iter_attachments())
+    attachment, long_csv = list(parsed.iter_attachments())
     assert attachment.get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert attachment.get_filename() == bulletin.attachment_name
+    assert long_csv.get_content_type() == "application/zip"
+    assert long_csv.get_filename() == "测试省疫情防控工作日报数据_2022-03-19.csv.zip"
+    assert long_csv.get_payload(decode=True) == rendered.level_zip
     assert mailed_sha256(parsed) == rendered.sha256
 
 
 def test_the_threshold_setting():
-    assert load_settings({}).bulletin_table_max_units == 30  # a city shows its units; a province (~90) groups
+    assert load_settings({}).bulletin_table_max_units == 12  # a city shows its units; a province (~90) groups
     assert load_settings({"CLOSEOUT_BULLETIN_TABLE_MAX_UNITS": "100"}).bulletin_table_max_units == 100
     for bad in ("many", "-1", "3.5"):
         with pytest.raises(ValueError, match="CLOSEOUT_BULLETIN_TABLE_MAX_UNITS"):

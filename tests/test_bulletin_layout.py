@@ -129,11 +129,11 @@ def test_re_sectioning_a_metric_moves_it(make_ctx):
 
 def test_sections_take_the_layouts_order_and_titles(make_ctx):
     def reorder(folder: Path) -> None:
-        edit_file(folder / "bulletin.yaml", "  - {key: cases, title: 一、病例情况}\n", "")
+        edit_file(folder / "bulletin.yaml", "  - {key: cases, title: 一、病例情况, title_en: 1. Cases}\n", "")
         edit_file(
             folder / "bulletin.yaml",
-            "  - {key: community, title: 四、基层防控}\n",
-            "  - {key: community, title: 四、基层防控}\n  - {key: cases, title: 附：病例}\n",
+            "  - {key: community, title: 四、基层防控, title_en: 4. Community work}\n",
+            "  - {key: community, title: 四、基层防控, title_en: 4. Community work}\n  - {key: cases, title: 附：病例}\n",
         )
 
     assert list(rows_by_section(build_bulletin(make_ctx(reorder), DAY)))[-1] == "附：病例"

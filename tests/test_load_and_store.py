@@ -434,7 +434,10 @@ def test_a_correction_after_publication_goes_out_as_a_correction_edition_and_aga
         "衢州市疫情防控工作日报 2022年3月18日（更正）",
     ]
     text = mails[1].get_body(("plain",)).get_content()
-    assert text.splitlines()[3] == "【更正】3月18日日报发出后，以下数据有变化，本期数字已全部更新："
+    # under the head, before the summary; the head keeps the day's 第N期: the 更正 is the same issue
+    intro = text.index("\n【更正】3月18日日报发出后，以下数据有变化，本期数字已全部更新：\n")
+    assert text.index("统计时段") < intro < text.index("【总体情况】")
+    assert [m.get_body(("plain",)).get_content().splitlines()[1] for m in mails] == ["第1期", "第1期"]
     assert sentence in text
     assert pipeline.render_bulletin(ctx, day) == correction  # nothing new since: no new edition
     close_day(ctx)

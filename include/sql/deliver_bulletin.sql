@@ -94,3 +94,12 @@ FROM figure_revision r
 WHERE r.kind IN ('correction', 'late_report') AND r.in_edition IS NULL AND r.recorded_by = ''
   AND EXISTS (SELECT 1 FROM delivery d WHERE d.report_date = r.report_date AND d.status = 'sent')
 ORDER BY r.report_date, r.recorded_at;
+
+-- name: allocate_bulletin_issue
+-- The next number of the year, once per report date: a second call (a re-render, a re-run) changes nothing.
+INSERT INTO bulletin_issue (report_date, year, issue_no, issued_on)
+SELECT :report_date, :year, COALESCE(MAX(issue_no), 0) + 1, :issued_on FROM bulletin_issue WHERE year = :year
+ON CONFLICT (report_date) DO NOTHING;
+
+-- name: select_bulletin_issue
+SELECT report_date, year, issue_no, issued_on FROM bulletin_issue WHERE report_date = :report_date;

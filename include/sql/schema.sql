@@ -176,3 +176,14 @@ CREATE TABLE IF NOT EXISTS unit_excusal (
     marked_at    TEXT NOT NULL,
     PRIMARY KEY (report_date, unit_code)
 );
+
+-- name: create_bulletin_issue
+-- 第N期: the day's bulletin takes the next number of its report date's year the first time it is rendered, kept
+-- forever; its 补报/更正 editions and every re-render carry the same number (an issue is never renumbered).
+CREATE TABLE IF NOT EXISTS bulletin_issue (
+    report_date   TEXT NOT NULL PRIMARY KEY,
+    year          INTEGER NOT NULL,
+    issue_no      INTEGER NOT NULL,
+    issued_on     TEXT NOT NULL,   -- the local date it was first rendered: the 印发 date on every edition
+    UNIQUE (year, issue_no)
+);

@@ -25,10 +25,20 @@ class Metric:
     aliases: tuple[str, ...] = ()
     derived_from: str | None = None  # for kind C: the flow it accumulates
     required: bool = False  # every unit must report it each day (缺项 otherwise); default: hard and not derived
+    label_en: str = ""  # the English bulletin's words (metrics.yaml `en`); a metric without them shows its key
+    unit_en: str = ""
+    say_en: str = ""  # "{n} new local confirmed case{s}"
+    none_en: str = ""  # a zero flow: "no donations"; default "no …" from say_en
 
     @property
     def display(self) -> str:
         return f"{self.key}({self.label})"
+
+    def heading(self, language: str) -> tuple[str, str]:
+        """(label, unit) as a table heads its column."""
+        if language == "en":
+            return self.label_en or self.key, self.unit_en
+        return self.label, self.unit
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,10 @@ def load_catalogue(metrics_path: Path, checks_path: Path) -> Catalogue:
             aliases=tuple(m.get("aliases", ())),
             derived_from=m.get("derived_from"),
             required=m.get("required", m["severity"] == "hard" and m["kind"] != "C"),
+            label_en=m.get("en", {}).get("label", ""),
+            unit_en=m.get("en", {}).get("unit", ""),
+            say_en=m.get("en", {}).get("say", ""),
+            none_en=m.get("en", {}).get("none", ""),
         )
         for m in raw["metrics"]
     ]

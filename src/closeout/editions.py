@@ -2,7 +2,7 @@
 补报 (a late unit's figures after it went out) or 更正 (a corrected figure after it went out).
 
 An edition's files live under <outbox>/<date>/<NN>/ (the bulletin as HTML and text, its spreadsheet — a CSV, or an
-.xlsx when the units are shown by group — and the corrections register rows it lists, 更正登记.csv, when it lists
+.xlsx and a zipped long CSV when the units are shown by group — and the corrections register rows it lists, 更正登记.csv, when it lists
 any) and are never overwritten; its row records their hash and the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
 email act on an edition, and what is mailed is exactly its files.
 """
@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from closeout.bulletin import Rendered, build_bulletin, render
+from closeout.bulletin import Rendered, build_bulletin, level_zip_name, render
 from closeout.context import Context
+from closeout.masthead import allocate_issue, day_signer
 from closeout.register import FILE_NAME as REGISTER_FILE
 from closeout.register import edition_register
 from closeout.store import now_local
@@ -94,7 +95,10 @@ def render_edition(ctx: Context, report_date: date) -> Edition:
     kind = "official"
     if changes:
         kind = "late_report" if any(c["kind"] == "late_report" for c in changes) else "correction"
-    bulletin = build_bulletin(ctx, report_date, kind=kind, change_rows=changes)
+    issue = allocate_issue(ctx, report_date)  # 第N期: the day's number, the same on every edition and re-render
+    bulletin = build_bulletin(
+        ctx, report_date, kind=kind, change_rows=changes, issue=issue, signer=day_signer(ctx, report_date)
+    )
     announces = [_revision_key(r, "note") for r in bulletin.announced_notes] + [
         _revision_key(r, "change") for r in changes
     ]
@@ -139,6 +143,8 @@ def _write_files(folder: Path, edition: Edition, rendered: Rendered) -> None:
         ("bulletin.txt", rendered.text.encode("utf-8")),
         (edition.attachment_name, rendered.attachment),
     ]
+    if rendered.level_zip:
+        files.append((level_zip_name(edition.attachment_name), rendered.level_zip))
     if rendered.register:
         files.append((REGISTER_FILE, rendered.register))
     for name, data in files:
@@ -157,9 +163,13 @@ def read_files(ctx: Context, edition: Edition) -> Rendered:
         text = (folder / "bulletin.txt").read_bytes().decode("utf-8")
         attachment = (folder / edition.attachment_name).read_bytes()
         register = (folder / REGISTER_FILE).read_bytes() if (folder / REGISTER_FILE).exists() else b""
+        # an .xlsx edition carries the zipped long CSV beside it (none rendered before it did: the hash says which)
+        level_path = folder / level_zip_name(edition.attachment_name)
+        by_group = edition.attachment_name.endswith(".xlsx") and level_path.exists()
+        level_zip = level_path.read_bytes() if by_group else b""
     except (OSError, UnicodeDecodeError) as exc:
         raise EditionTampered(f"{edition.label} 的文件不可读：{exc}") from exc
-    rendered = Rendered(html, text, attachment, register)
+    rendered = Rendered(html, text, attachment, register, level_zip)
     if rendered.sha256 != edition.sha256:
         raise EditionTampered(
             f"{edition.label} 的文件在生成后被改动（哈希 {rendered.sha256[:12]} ≠ 记录的 {edition.sha256[:12]}），"

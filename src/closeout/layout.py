@@ -13,7 +13,7 @@ import yaml
 from jinja2 import meta
 
 from closeout.catalogue import Catalogue
-from closeout.numbers import render_value
+from closeout.numbers import figure_text
 
 log = logging.getLogger(__name__)
 Figure = tuple[float, str]
@@ -28,6 +28,10 @@ class Layout:
     sections: tuple[tuple[str, str], ...]  # (key, title) in order
     summary: tuple[jinja2.Template, ...]
     status_lines: dict[str, jinja2.Template]
+    words: dict  # every other word the bulletin prints, in its language (bulletin.yaml `words`)
+    language: str = "zh"
+    movers: tuple[str, ...] = ()  # a large bulletin's metrics whose top units by change it lists
+    movers_count: int = 5
 
 
 # Sentences are plain text: the bulletin's HTML template escapes them (unit names included) when it shows them.
@@ -35,9 +39,11 @@ _SENTENCES = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=Fal
 SENTENCE_NAMES = {"when", "area", "say", "amount", "has", "nonzero"}
 
 
-def load_layout(path: Path, catalogue: Catalogue) -> Layout:
+def load_layout(path: Path, catalogue: Catalogue, language: str = "zh") -> Layout:
+    """The layout in `language`: zh reads `title`, `summary` and `status_lines`; en their `_en` twins."""
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    sections = tuple((s["key"], s["title"]) for s in raw["sections"])
+    suffix = "" if language == "zh" else f"_{language}"
+    sections = tuple((s["key"], s[f"title{suffix}"]) for s in raw["sections"])
     known = [key for key, _ in sections]
     for metric in catalogue.metrics:
         if metric.section not in known:
@@ -58,8 +64,18 @@ def load_layout(path: Path, catalogue: Catalogue) -> Layout:
 
     return Layout(
         sections,
-        tuple(compiled(s, f"summary sentence {n}", SENTENCE_NAMES) for n, s in enumerate(raw["summary"], start=1)),
-        {status: compiled(line, f"status line {status}", {"unit"}) for status, line in raw["status_lines"].items()},
+        tuple(
+            compiled(s, f"summary{suffix} sentence {n}", SENTENCE_NAMES)
+            for n, s in enumerate(raw[f"summary{suffix}"], start=1)
+        ),
+        {
+            status: compiled(line, f"status_lines{suffix} {status}", {"unit"})
+            for status, line in raw[f"status_lines{suffix}"].items()
+        },
+        raw["words"][language],
+        language,
+        tuple(raw.get("movers", {}).get("metrics", ())),
+        int(raw.get("movers", {}).get("count", 5)),
     )
 
 
@@ -72,6 +88,12 @@ class Phrases:
     split: Callable[[str], list[tuple[str, Figure | None]]]  # a metric's figure per unit (or per group)
     excluding: str  # "不含开化县" when a total leaves units out, else ""
     unknown: dict[str, list[str]]  # metric: the units that reported it as 不详
+    words: dict  # the layout's words in its language
+    language: str = "zh"
+    large_from: int = 0  # zh: from this value up a figure reads 117.41万
+
+    def _figure(self, figure: Figure) -> str:
+        return figure_text(*figure, language=self.language, large_from=self.large_from)
 
     def _metric(self, key: str):
         if key not in self.catalogue.by_key:
@@ -87,27 +109,49 @@ class Phrases:
     def amount(self, key: str) -> str:
         metric, total = self._metric(key), self.totals.get(key)
         if total is None:
-            return "不详" if self.unknown.get(key) else "—"
-        return f"{render_value(*total)}{metric.unit}"
+            return self.words["unknown"] if self.unknown.get(key) else "—"
+        if self.language == "en":
+            return f"{self._figure(total)} {metric.unit_en}".rstrip()
+        return f"{self._figure(total)}{metric.unit}"
+
+    def _english(self, metric, figure: Figure | None) -> str:
+        """'15 new local confirmed cases', '1 new local confirmed case', a zero flow 'no new local confirmed cases'."""
+        say = metric.say_en or f"{{n}} {metric.label_en or metric.key}"
+        if figure is not None and figure[0] == 0 and metric.kind == "F":
+            return metric.none_en or say.format(n="no", s="s", es="es", people="people")
+        one = figure is not None and figure[0] == 1 and not figure[1]
+        shown = "—" if figure is None else self._figure(figure)
+        return say.format(n=shown, s="" if one else "s", es="" if one else "es", people="person" if one else "people")
 
     def say(self, key: str, by_unit: bool = False, extra: str = "") -> str:
         """'新增本土确诊15例（不含开化县；衢江区11例、柯城区4例；其中…）', or for a zero flow '无新增本土确诊'."""
         metric, total, unknown = self._metric(key), self.totals.get(key), self.unknown.get(key, [])
-        if total is None:
-            phrase = metric.label + ("不详" if unknown else "—")
+        words, english = self.words, self.language == "en"
+        if english and total is None:
+            phrase = f"{metric.label_en or metric.key}: {words['unknown'] if unknown else '—'}"
+        elif english:
+            phrase = self._english(metric, total)
+        elif total is None:
+            phrase = metric.label + (words["unknown"] if unknown else "—")
         elif total[0] == 0 and metric.kind == "F":
             phrase = f"无新增{metric.label.removeprefix('新增')}"
         else:
-            phrase = f"{metric.label.removesuffix(metric.unit)}{render_value(*total)}{metric.unit}"
+            phrase = f"{metric.label.removesuffix(metric.unit)}{self._figure(total)}{metric.unit}"
         # A total built without some units says so in the sentence itself, not only in a note below.
+        separator = words["list_separator"]
         clauses = [self.excluding] if by_unit and self.excluding else []
-        clauses += [f"{'、'.join(unknown)}不详"] if unknown and total is not None else []
+        if unknown and total is not None:
+            clauses.append(f"{separator.join(unknown)} {words['unknown']}" if english else f"{'、'.join(unknown)}不详")
         if by_unit:
             parts = [
-                f"{name}{render_value(*value)}{metric.unit}" for name, value in self.split(key) if value and value[0]
+                f"{name} {self._figure(value)}" if english else f"{name}{self._figure(value)}{metric.unit}"
+                for name, value in self.split(key)
+                if value and value[0]
             ]
-            clauses += ["、".join(parts)] if len(parts) > 1 else []
+            clauses += [separator.join(parts)] if len(parts) > 1 else []
         clauses += [extra] if extra else []
+        if english:
+            return phrase + (f" ({'; '.join(clauses)})" if clauses else "")
         return phrase + (f"（{'；'.join(clauses)}）" if clauses else "")
 
     def sentences(self, layout: Layout, **names: str) -> list[str]:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from closeout.bulletin import Rendered, content_sha256
+from closeout.bulletin import Rendered, content_sha256, level_zip_name
 from closeout.context import Context
 from closeout.register import FILE_NAME as REGISTER_FILE
 from closeout.store import now_local
@@ -51,6 +51,10 @@ def build_message(
     else:
         message.add_attachment(
             rendered.attachment, maintype="text", subtype="csv", filename=attachment_name, params={"charset": "utf-8"}
+        )
+    if rendered.level_zip:
+        message.add_attachment(
+            rendered.level_zip, maintype="application", subtype="zip", filename=level_zip_name(attachment_name)
         )
     if rendered.register:
         message.add_attachment(

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
 from closeout.catalogue import Catalogue, Metric
@@ -144,6 +144,40 @@ def render_value(value: int | float | None, qualifier: str = "") -> str:
     if qualifier in PREFIX_QUALIFIERS:
         return qualifier + number
     return number + qualifier
+
+
+# An approximate figure in English: "600余" is "over 600", "约38万" "about 380,000".
+ENGLISH_QUALIFIERS = {
+    "大约": "about",
+    "约": "about",
+    "左右": "about",
+    "近": "nearly",
+    "超过": "over",
+    "超": "over",
+    "逾": "over",
+    "余": "over",
+    "多": "over",
+    "以上": "over",
+    "+": "over",
+}
+
+
+def figure_text(value: int | float | None, qualifier: str = "", language: str = "zh", large_from: int = 0) -> str:
+    """A figure as the bulletin prints it. Chinese keeps every digit (render_value) unless it is `large_from` or
+    more, then it reads 117.41万 or 3.2亿 (two decimals at most); English groups thousands: "over 1,200"."""
+    if value is None:
+        return "—"
+    if language == "en":
+        number = f"{int(value):,}" if float(value).is_integer() else f"{float(value):,}"
+        return f"{ENGLISH_QUALIFIERS[qualifier]} {number}" if qualifier else number
+    if not large_from or abs(value) < large_from:
+        return render_value(value, qualifier)
+    for word, size in (("亿", 100_000_000), ("万", 10_000)):
+        if abs(value) >= size:
+            scaled = Decimal(repr(float(value))) / size
+            shown = format(scaled.quantize(Decimal("0.01"), ROUND_HALF_UP).normalize(), "f") + word
+            return qualifier + shown if qualifier in PREFIX_QUALIFIERS else shown + qualifier
+    return render_value(value, qualifier)
 
 
 EXCEL_EPOCH = date(1899, 12, 30)

@@ -19,6 +19,8 @@ class Unit:
     group: str = ""
     email: str | None = None  # the unit's contact(s) for receipts and reminders; several comma-separated
     required: bool = True  # a required unit that sends nothing by the cutoff is 缺报
+    parent: str = ""  # the code of the division above it (a prefecture, a province) when the registry has levels
+    name_en: str = ""  # the English bulletin's name; "" shows the Chinese name
 
     @property
     def contacts(self) -> tuple[str, ...]:
@@ -27,6 +29,16 @@ class Unit:
     @property
     def label(self) -> str:
         return f"{self.name}({self.code})"
+
+
+@dataclass(frozen=True)
+class Division:
+    """A level above the reporting units (a province, a prefecture): it reports nothing itself, it sums."""
+
+    code: str
+    name: str
+    parent: str = ""  # "" or the region's code: the level just below the region
+    name_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,19 @@ class Registry:
         city_level: Unit,
         units: list[Unit],
         group_names: dict[str, str] | None = None,
+        divisions: list[Division] | None = None,
+        region_name_en: str = "",
     ):
         self.region_code = region_code
+        self.region_name_en = region_name_en
+        self.divisions = {d.code: d for d in divisions or ()}
+        # A parent that names no division would quietly make its units a row of their own: refused instead.
+        known = {*self.divisions, region_code, ""}
+        for child in (*units, *self.divisions.values()):
+            if child.parent not in known:
+                raise ValueError(
+                    f"registry: {child.name}({child.code}) has parent {child.parent!r}, not one of `divisions`"
+                )
         self.region_name = region_name
         self.region_slug = region_slug
         self.city_level = city_level
@@ -77,6 +100,21 @@ class Registry:
                 if other.group == unit.group or key in (normalise_name(other.code), normalise_name(unit.code)):
                     raise ValueError(f"registry: name {name!r} matches both {other.label} and {unit.label}")
                 self._shared[key] = [self._lookup.pop(key), unit]
+
+    def ancestors(self, code: str) -> list[Division]:
+        """The divisions above a unit or division, nearest first, up to (not including) the region."""
+        found, seen = [], {code}
+        parent = self._by_code[code].parent if code in self._by_code else self.divisions[code].parent
+        while parent in self.divisions and parent not in seen:
+            seen.add(parent)
+            found.append(self.divisions[parent])
+            parent = self.divisions[parent].parent
+        return found
+
+    def top_division(self, code: str) -> Division | None:
+        """The division just below the region that holds the unit: what a large bulletin shows a row for."""
+        above = self.ancestors(code)
+        return above[-1] if above else None
 
     @property
     def all_units(self) -> tuple[Unit, ...]:
@@ -150,6 +188,7 @@ def _parsed_registry(path: str, mtime_ns: int, size: int) -> Registry:
         aliases=tuple(city.get("aliases", ())),
         group=str(city.get("group", city["code"])),
         required=False,
+        name_en=city.get("name_en", ""),
     )
     units = [
         Unit(
@@ -160,11 +199,26 @@ def _parsed_registry(path: str, mtime_ns: int, size: int) -> Registry:
             group=str(u.get("group", u["code"])),
             email=", ".join(u["email"]) if isinstance(u.get("email"), list) else u.get("email"),
             required=bool(u.get("required", True)),
+            parent=str(u.get("parent", "")),
+            name_en=u.get("name_en", ""),
         )
         for u in raw["units"]
     ]
     group_names = {str(key): name for key, name in (raw.get("groups") or {}).items()}
-    return Registry(str(region["code"]), region["name"], region["slug"], city_level, units, group_names)
+    divisions = [
+        Division(str(code), d["name"], str(d.get("parent", "")), d.get("name_en", ""))
+        for code, d in (raw.get("divisions") or {}).items()
+    ]
+    return Registry(
+        str(region["code"]),
+        region["name"],
+        region["slug"],
+        city_level,
+        units,
+        group_names,
+        divisions,
+        region.get("name_en", ""),
+    )
 
 
 PICK_LIST_MAX = 200  # above this a pick list is no help: the form takes a code or name as text

@@ -40,9 +40,13 @@ class Settings:
     correction_batch: float = (
         30.0  # CLOSEOUT_CORRECTION_BATCH: minutes same-day changes gather before a 补报/更正 edition
     )
-    # CLOSEOUT_BULLETIN_TABLE_MAX_UNITS: above this many county-level units the bulletin shows group roll-ups and
-    # the per-unit figures travel as an .xlsx; at or below it, one column per unit and a CSV
-    bulletin_table_max_units: int = 30
+    # CLOSEOUT_BULLETIN_TABLE_MAX_UNITS: above this many county-level units the bulletin shows the next level down
+    # (group roll-ups), the top movers and every unit with a problem, and the per-unit figures travel as an .xlsx
+    # and a zipped long CSV; at or below it, one column per unit and a CSV. A dozen columns is what a printed page holds.
+    bulletin_table_max_units: int = 12
+    bulletin_language: str = "zh"  # CLOSEOUT_BULLETIN_LANGUAGE: zh (工作日报) | en (the same bulletin in English)
+    # CLOSEOUT_BULLETIN_MASTHEAD: the head and foot (红头, 报/送/发) as YAML; default include/catalogue/masthead.yaml
+    bulletin_masthead: Path | None = None
 
     @property
     def archive_dir(self) -> Path:
@@ -59,6 +63,10 @@ class Settings:
     @property
     def bulletin_layout_path(self) -> Path:
         return self.include_dir / "catalogue" / "bulletin.yaml"
+
+    @property
+    def bulletin_masthead_path(self) -> Path:
+        return self.bulletin_masthead or self.include_dir / "catalogue" / "masthead.yaml"
 
     @property
     def checks_path(self) -> Path:
@@ -95,11 +103,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         signoff=_choice(env, "CLOSEOUT_SIGNOFF", SIGNOFF_MODES, "when-incomplete"),
         quorum=_share(env, "CLOSEOUT_QUORUM", 0.5),
         correction_batch=_seconds(env, "CLOSEOUT_CORRECTION_BATCH", 30.0, "minutes"),
-        bulletin_table_max_units=_count(env, "CLOSEOUT_BULLETIN_TABLE_MAX_UNITS", 30),
+        bulletin_table_max_units=_count(env, "CLOSEOUT_BULLETIN_TABLE_MAX_UNITS", 12),
+        bulletin_language=_choice(env, "CLOSEOUT_BULLETIN_LANGUAGE", BULLETIN_LANGUAGES, "zh"),
+        bulletin_masthead=Path(env["CLOSEOUT_BULLETIN_MASTHEAD"]) if env.get("CLOSEOUT_BULLETIN_MASTHEAD") else None,
     )
 
 
 SIGNOFF_MODES = ("off", "always", "when-incomplete")
+BULLETIN_LANGUAGES = ("zh", "en")
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
