@@ -285,7 +285,7 @@ def daily_closeout():
     def email_bulletin(edition: dict) -> dict:
         from closeout.airflow_glue import smtp
         from closeout.context import Context
-        from closeout.editions import find_edition
+        from closeout.editions import EditionTampered, find_edition
         from closeout.mailer import DeliveryUncertain
         from closeout.pipeline import email_bulletin as email
         from closeout.signoff import SignoffOutstanding, record_decision
@@ -296,7 +296,7 @@ def daily_closeout():
         sender, smtp_session = smtp(ctx.settings.sender)
         try:
             delivery = email(ctx, chosen, sender, smtp_session)
-        except (DeliveryUncertain, SignoffOutstanding) as exc:  # retrying cannot answer these: a person can
+        except (DeliveryUncertain, SignoffOutstanding, EditionTampered) as exc:  # retrying cannot answer these
             raise OperatorMustAct(str(exc)) from exc
         print(f"{chosen.label}: {delivery.status} {delivery.message_id} → {', '.join(delivery.recipients)}")
         return {"status": delivery.status, "message_id": delivery.message_id}

@@ -440,7 +440,7 @@ def test_a_range_of_published_days_is_reclosed_in_one_run_with_one_summary_mail(
     [summary] = received_mails(smtp_sink.folder)[bulletins:]
     assert summary["Subject"] == "【重新结清】2022-03-18 至 2022-03-19：2 天已发布的数字有变化"
     assert (
-        "2022-03-18 更正 2 项，重算 1 项；已生成第2期（更正），未单独发送" in summary.get_body(("plain",)).get_content()
+        "2022-03-18 更正 2 项，重算 1 项；已生成第2版（更正），未单独发送" in summary.get_body(("plain",)).get_content()
     )
     assert [len(editions_of(ctx, day)) for day in days] == [2, 1]  # the 19th only recalculated
     signed = ctx.store.rows("select_corrections_register", {"since": "2022-03-18"})

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, text
 from test_load_and_store import DAY, change_isolation_new, close_day, figure, published_day, smtp_connect
 
 from closeout import notices, pipeline, signoff
-from closeout.editions import EditionTampered, editions_of
+from closeout.editions import EditionTampered, editions_of, sent_editions
 from closeout.mailer import mailed_sha256
 from closeout.settings import LOCAL_TZ
 
@@ -146,7 +146,7 @@ def test_a_pending_or_rejected_edition_is_never_mailed_and_an_approved_one_is(db
         send()
     late = datetime(2022, 3, 19, 23, 31, tzinfo=LOCAL_TZ)
     [alert] = notices.deadline_alert_due(ctx, DAY, late)
-    assert "第1期日报等待审核签发" in alert.body  # a sign-off still open at the deadline is in the alert
+    assert "第1版日报等待审核签发" in alert.body  # a sign-off still open at the deadline is in the alert
     signoff.record_decision(
         ctx,
         edition,
@@ -180,11 +180,50 @@ def test_an_approved_edition_is_mailed_once(db_url, ctx_for, tmp_path, smtp_sink
     }
     signoff.record_decision(ctx, edition, approval)
     signoff.record_decision(ctx, edition, {**approval, "chosen_options": [signoff.REJECT]})  # a decision is final
+    assert "签发人" not in (edition.folder(ctx) / "bulletin.txt").read_text(encoding="utf-8")  # rendered before
     assert pipeline.email_bulletin(ctx, edition, "closeout@test.invalid", smtp_connect(smtp_sink)).status == "sent"
     assert (
         pipeline.email_bulletin(ctx, edition, "closeout@test.invalid", smtp_connect(smtp_sink)).status == "already_sent"
     )
-    assert len(received_mails(smtp_sink.folder)) == 1
+    [mail] = received_mails(smtp_sink.folder)
+    # what goes out names the approver: a copy of the approved edition, the same but for the 签发人
+    assert "签发人：wang" in mail.get_body(("plain",)).get_content()
+    draft, signed = editions_of(ctx, DAY)
+    assert (draft.number, signed.number) == (1, 2) and sent_editions(ctx, DAY) == {2}
+    assert mailed_sha256(mail) == signed.sha256
+    lines = lambda e: (e.folder(ctx) / "bulletin.txt").read_text(encoding="utf-8").splitlines()  # noqa: E731
+    assert [line.split("　　签发人")[0] for line in lines(signed)] == lines(draft)
+    records = {
+        r["edition_no"]: (r["decision"], r["decided_by"])
+        for r in ctx.store.rows("select_signoffs", {"report_date": "2022-03-19"})
+    }
+    assert records == {1: ("approved", "wang"), 2: ("approved", "wang")}
+
+
+def test_an_approved_edition_whose_figures_changed_since_is_not_sent_as_signed(db_url, ctx_for, tmp_path, smtp_sink):
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / "2022-03-19", inbox, "2022-03-19")
+    ctx = ctx_for(db_url, inbox, CLOSEOUT_SIGNOFF="always")
+    close_day(ctx)
+    edition = pipeline.render_bulletin(ctx, DAY)
+    codes = [u.code for u in ctx.registry.all_units]
+    signoff.request(ctx, edition, signoff.check(ctx, edition, codes, codes))
+    approval = {"chosen_options": [signoff.APPROVE], "params_input": {}, "responded_by_user": {"name": "wang"}}
+    signoff.record_decision(ctx, edition, approval)
+    kecheng = folder / "330802.csv"  # 柯城 sends a new figure after the approval
+    kecheng.write_text(
+        "\n".join(
+            ",".join([cells[0], str(int(cells[1]) + 6), *cells[2:]]) if line.startswith("isolation_new,") else line
+            for line in kecheng.read_text(encoding="utf-8").splitlines()
+            for cells in [line.split(",")]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    close_day(ctx)
+    with pytest.raises(EditionTampered, match="签发后数据又有变化"):
+        pipeline.email_bulletin(ctx, edition, "closeout@test.invalid", smtp_connect(smtp_sink))
+    assert received_mails(smtp_sink.folder) == []
 
 
 def test_a_store_from_before_editions_keeps_its_deliveries(db_url, ctx_for, tmp_path):

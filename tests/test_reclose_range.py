@@ -71,12 +71,12 @@ def test_a_range_recloses_in_order_signs_everything_and_a_second_run_changes_not
     assert {r["reason"] for r in recalculated} == {"随3月13日至3月17日重新结清重算"}
     # one 更正 edition per corrected day, rendered, not mailed; the 18th only recalculated keeps its edition
     assert [len(editions_of(ctx, d)) - editions_before[d] for d in DAYS] == [1, 1, 1, 1, 1, 0]
-    assert result.editions == [f"{d.isoformat()} 第2期（更正）" for d in DAYS[:5]]
+    assert result.editions == [f"{d.isoformat()} 第2版（更正）" for d in DAYS[:5]]
     assert len(received_mails(smtp_sink.folder)) == mails_before
 
     days = changed_days(ctx, FIRST, result.since, result.signed_by)
     assert [d.report_date for d in days] == [d.isoformat() for d in DAYS]
-    assert days[0].counts == {"更正": 4, "重算": 1} and days[0].edition == "第2期（更正）"
+    assert days[0].counts == {"更正": 4, "重算": 1} and days[0].edition == "第2版（更正）"
     assert days[5].counts == {"重算": 1} and days[5].breaks == 1 and days[5].edition == ""
     connect = smtp_connect(smtp_sink)
     args = (ctx, FIRST, LAST, result.since, result.signed_by, "流调复核：补录一处隔离点", "closeout@test.invalid")
@@ -85,7 +85,7 @@ def test_a_range_recloses_in_order_signs_everything_and_a_second_run_changes_not
     [mail] = received_mails(smtp_sink.folder)[mails_before:]
     assert mail["Subject"] == subject and "duty@test.invalid" in mail["To"]
     body = mail.get_body(("plain",)).get_content()
-    assert "2022-03-13 更正 4 项，重算 1 项；已生成第2期（更正），未单独发送" in body
+    assert "2022-03-13 更正 4 项，重算 1 项；已生成第2版（更正），未单独发送" in body
     assert "2022-03-18 重算 1 项；仍有不平衡 1 条" in body
     [attachment] = list(mail.iter_attachments())
     assert attachment.get_filename() == "更正登记.csv"
@@ -139,7 +139,7 @@ def test_the_command_line_recloses_a_range_and_keeps_one_day_as_it_was(db_url, c
     assert "2022-03-14:\n  柯城区(330802): loaded" in out
     assert "2022-03-13 至" not in out and "衢江区(" not in out  # only the unit named, only the range
     assert "2022-03-14 至 2022-03-16 重新结清：5 天已发布的数字有变化" in out
-    assert "已生成 2022-03-14 第2期（更正）（未发送）" in out
+    assert "已生成 2022-03-14 第2版（更正）（未发送）" in out
     assert all(r["signed_by"].endswith("(closeout CLI)") for r in register(ctx, FIRST))
     assert cli(["reclose", "2022-03-14", "2022-03-16", "--reason", "流调复核"]) == 0  # again: nothing changes
     assert "没有任何已发布的数字变化" in capsys.readouterr().out

@@ -47,7 +47,7 @@ def status(ctx: Context, day: date) -> int:
         )
         sent_at = next((a["sent_at"] for a in mine if a["status"] == "sent"), "")
         print(
-            f"  第{edition.number}期（{KIND_LABELS[edition.kind]}）{state} {sent_at or ''} "
+            f"  第{edition.number}版（{KIND_LABELS[edition.kind]}）{state} {sent_at or ''} "
             f"{edition.sha256[:12]} {edition.folder(ctx)}"
         )
     if not any(a["status"] == "sent" for a in attempts):
@@ -82,14 +82,14 @@ def confirm_delivery(ctx: Context, day: date, edition_no: int | None, reason: st
     edition, attempt = _last_attempt(ctx, day, edition_no)
     if attempt is None or attempt["status"] != "sending":
         print(
-            f"{day} 第{edition.number}期：没有待确认的发送（{attempt['status'] if attempt else '从未发送'}）",
+            f"{day} 第{edition.number}版：没有待确认的发送（{attempt['status'] if attempt else '从未发送'}）",
             file=sys.stderr,
         )
         return 2
     with ctx.store.transaction() as conn:
         mark_sent(ctx, conn, edition, attempt["attempt"])
         _record(ctx, conn, edition, attempt["attempt"], "confirmed", actor, reason)
-    print(f"{day} 第{edition.number}期：已确认送达（第{attempt['attempt']}次发送，{actor}）")
+    print(f"{day} 第{edition.number}版：已确认送达（第{attempt['attempt']}次发送，{actor}）")
     return 0
 
 
@@ -98,11 +98,11 @@ def retry_delivery(ctx: Context, day: date, edition_no: int | None, reason: str,
     run sends the edition again. A confirmed send is refused unless `even_if_sent` says so explicitly."""
     edition, attempt = _last_attempt(ctx, day, edition_no)
     if attempt is None or attempt["status"] in ("refused", "released"):
-        print(f"{day} 第{edition.number}期：没有需要放行的发送记录，重跑即会发送")
+        print(f"{day} 第{edition.number}版：没有需要放行的发送记录，重跑即会发送")
         return 0
     if attempt["status"] == "sent" and not even_if_sent:
         print(
-            f"{day} 第{edition.number}期已确认发出（{attempt['sent_at']}，{attempt['message_id']}）。确实要再发一次，"
+            f"{day} 第{edition.number}版已确认发出（{attempt['sent_at']}，{attempt['message_id']}）。确实要再发一次，"
             "请加 --even-if-sent 并写明原因",
             file=sys.stderr,
         )
@@ -115,7 +115,7 @@ def retry_delivery(ctx: Context, day: date, edition_no: int | None, reason: str,
             {**edition.key, "attempt": attempt["attempt"], "status": "released", "sent_at": attempt["sent_at"]},
         )
         _record(ctx, conn, edition, attempt["attempt"], event, actor, reason)
-    print(f"{day} 第{edition.number}期：已放行，重跑 email_bulletin 将再发送一次（{actor}：{reason}）")
+    print(f"{day} 第{edition.number}版：已放行，重跑 email_bulletin 将再发送一次（{actor}：{reason}）")
     return 0
 
 

@@ -41,7 +41,7 @@ class Edition:
 
     @property
     def label(self) -> str:
-        return f"{self.report_date.isoformat()} 第{self.number}期（{KIND_LABELS[self.kind]}）"
+        return f"{self.report_date.isoformat()} 第{self.number}版（{KIND_LABELS[self.kind]}）"
 
     @property
     def key(self) -> dict:
@@ -73,7 +73,7 @@ def find_edition(ctx: Context, key: dict) -> Edition:
     for edition in editions_of(ctx, day):
         if edition.number == int(key["edition_no"]):
             return edition
-    raise LookupError(f"{day} 没有第{key['edition_no']}期日报 / no such edition")
+    raise LookupError(f"{day} 没有第{key['edition_no']}版日报 / no such edition")
 
 
 def sent_editions(ctx: Context, report_date: date) -> set[int]:
@@ -88,27 +88,52 @@ def render_edition(ctx: Context, report_date: date) -> Edition:
     day = report_date.isoformat()
     editions = editions_of(ctx, report_date)
     published = bool(ctx.store.rows("select_published", {"report_date": day}))
-    changes = ctx.store.rows("select_same_day_changes", {"report_date": day}) if published else []
-    if published and not changes and editions:
+    if published and editions and not ctx.store.rows("select_same_day_changes", {"report_date": day}):
         sent = sent_editions(ctx, report_date)
         return next((e for e in reversed(editions) if e.number in sent), editions[-1])
+    return _recorded(ctx, report_date, editions, *_rendered_now(ctx, report_date, day_signer(ctx, report_date)))
+
+
+def signed_copy(ctx: Context, edition: Edition, signer: str) -> Edition:
+    """The approved edition as it goes out, naming its 签发人. An edition is approved after it was rendered (its
+    hash is what the approver read), so it could not name them: the copy is rendered again with the name and
+    recorded as the day's next edition, and only if the store still renders exactly what was approved when the
+    name is left as it was."""
+    report_date = edition.report_date
+    draft_signer = day_signer(ctx, report_date, before_edition=edition.number)
+    if signer == draft_signer:
+        return edition
+    *_, rendered_as_approved = _rendered_now(ctx, report_date, draft_signer)
+    if rendered_as_approved.sha256 != edition.sha256:
+        raise EditionTampered(
+            f"{edition.label} 签发后数据又有变化（现生成 {rendered_as_approved.sha256[:12]} ≠ 签发的 "
+            f"{edition.sha256[:12]}），不按签发的内容发送：请重新生成日报并再次审核（Clear render_bulletin）"
+        )
+    return _recorded(ctx, report_date, editions_of(ctx, report_date), *_rendered_now(ctx, report_date, signer))
+
+
+def _rendered_now(ctx: Context, report_date: date, signer: str) -> tuple:
+    """(kind, bulletin, the revisions it lists, rendered files) of the edition the store makes now, naming `signer` as 签发人."""
+    day = report_date.isoformat()
+    published = bool(ctx.store.rows("select_published", {"report_date": day}))
+    changes = ctx.store.rows("select_same_day_changes", {"report_date": day}) if published else []
     kind = "official"
     if changes:
         kind = "late_report" if any(c["kind"] == "late_report" for c in changes) else "correction"
     issue = allocate_issue(ctx, report_date)  # 第N期: the day's number, the same on every edition and re-render
-    bulletin = build_bulletin(
-        ctx, report_date, kind=kind, change_rows=changes, issue=issue, signer=day_signer(ctx, report_date)
-    )
+    bulletin = build_bulletin(ctx, report_date, kind=kind, change_rows=changes, issue=issue, signer=signer)
     announces = [_revision_key(r, "note") for r in bulletin.announced_notes] + [
         _revision_key(r, "change") for r in changes
     ]
-    rendered = replace(render(ctx, bulletin), register=edition_register(ctx, announces))
+    return kind, bulletin, tuple(announces), replace(render(ctx, bulletin), register=edition_register(ctx, announces))
+
+
+def _recorded(ctx: Context, report_date: date, editions: list[Edition], kind, bulletin, announces, rendered) -> Edition:
+    """The rendered files as the day's newest edition, unless they are the newest edition already."""
     if editions and editions[-1].sha256 == rendered.sha256:
         return editions[-1]
     number = (editions[-1].number if editions else 0) + 1
-    edition = Edition(
-        report_date, number, kind, bulletin.subject, rendered.sha256, bulletin.attachment_name, tuple(announces)
-    )
+    edition = Edition(report_date, number, kind, bulletin.subject, rendered.sha256, bulletin.attachment_name, announces)
     _write_files(edition.folder(ctx), edition, rendered)
     with ctx.store.transaction() as conn:
         ctx.store.run(
@@ -120,7 +145,7 @@ def render_edition(ctx: Context, report_date: date) -> Edition:
                 "subject": edition.subject,
                 "content_sha256": edition.sha256,
                 "attachment_name": edition.attachment_name,
-                "announces": json.dumps(announces, ensure_ascii=False),
+                "announces": json.dumps(list(announces), ensure_ascii=False),
                 "rendered_at": now_local(),
             },
         )

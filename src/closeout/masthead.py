@@ -101,9 +101,23 @@ def issue_of(ctx: Context, report_date: date) -> Issue | None:
     return Issue(int(rows[0]["issue_no"]), date.fromisoformat(rows[0]["issued_on"]))
 
 
-def day_signer(ctx: Context, report_date: date) -> str:
-    """签发人: who approved the day's latest signed-off edition, if any was. An edition is approved after it is
-    rendered (its hash is what was approved), so the name appears on the day's editions rendered after that."""
+def day_signer(ctx: Context, report_date: date, before_edition: int | None = None) -> str:
+    """签发人: who approved the day's latest signed-off edition (of those before `before_edition`), if any was.
+    The approved edition itself goes out as a copy naming them (`editions.signed_copy`)."""
     rows = ctx.store.rows("select_signoffs", {"report_date": report_date.isoformat()})
-    approved = [r for r in rows if r["decision"] == "approved" and r["decided_by"] not in (None, "", "（超时默认）")]
+    approved = [
+        r
+        for r in rows
+        if r["decision"] == "approved"
+        and named_person(r["decided_by"])
+        and (before_edition is None or r["edition_no"] < before_edition)
+    ]
     return approved[-1]["decided_by"] if approved else ""
+
+
+TIMED_OUT = "（超时默认）"  # who decided, when nobody did before the sign-off timed out
+
+
+def named_person(decided_by: str | None) -> bool:
+    """A decision a person made, not Airflow's default when the sign-off timed out."""
+    return decided_by not in (None, "", TIMED_OUT)

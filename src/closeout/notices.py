@@ -181,7 +181,7 @@ def deadline_alert_due(ctx: Context, report_date: date, now: datetime) -> list[N
         lines.insert(0, "  日报尚未发出" + ("（发送未确认）" if uncertain else ""))
     for request in pending_signoffs(ctx, report_date):
         why = request["reasons"].replace("\n", "；")
-        lines.insert(1, f"  第{request['edition_no']}期日报等待审核签发（{request['requested_at'][11:16]}起）：{why}")
+        lines.insert(1, f"  第{request['edition_no']}版日报等待审核签发（{request['requested_at'][11:16]}起）：{why}")
     subject = f"【告警】{month_day(report_date)}日报截至 {ctx.settings.deadline} 仍未结清（{len(units)}个单位）"
     body = (
         f"{month_day(report_date)}的日清日结截至 {ctx.settings.deadline} 仍未完成：\n"

@@ -34,13 +34,14 @@ def email_bulletin(
     sender: str,
     connect: Callable[[], AbstractContextManager[Callable[[EmailMessage], object]]],
 ) -> Delivery:
-    """Mail the given edition (or its key, as a task passes it on) at most once."""
+    """Mail the given edition (or its key, as a task passes it on) at most once; an edition a person approved
+    goes out as its copy naming them as 签发人."""
     from closeout.editions import Edition, find_edition
     from closeout.mailer import deliver_edition
+    from closeout.signoff import as_signed
 
-    return deliver_edition(
-        ctx, edition if isinstance(edition, Edition) else find_edition(ctx, edition), sender, connect
-    )
+    chosen = edition if isinstance(edition, Edition) else find_edition(ctx, edition)
+    return deliver_edition(ctx, as_signed(ctx, chosen), sender, connect)
 
 
 def judge_arrivals(ctx: Context, report_date: date) -> list[str]:

@@ -150,7 +150,7 @@ def changed_days(ctx: Context, first: date, since: str, actor: str) -> list[Chan
         sent = sent_editions(ctx, when)
         unsent = [e for e in editions_of(ctx, when) if e.number not in sent and e.kind != "official"]
         breaks = ctx.store.rows("select_hard_findings", {"report_date": day})
-        label = f"第{unsent[-1].number}期（{KIND_LABELS[unsent[-1].kind]}）" if unsent else ""
+        label = f"第{unsent[-1].number}版（{KIND_LABELS[unsent[-1].kind]}）" if unsent else ""
         days.append(ChangedDay(day, dict(sorted(counts.items())), len(breaks), label))
     return days
 

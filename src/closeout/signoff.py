@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from closeout.airflow_glue import APPROVE, REJECT
 from closeout.context import Context
-from closeout.editions import Edition
+from closeout.editions import Edition, sent_editions, signed_copy
+from closeout.masthead import TIMED_OUT, named_person
 from closeout.store import now_local
 
 
@@ -74,7 +75,7 @@ def request(ctx: Context, edition: Edition, signoff: SignoffCheck) -> dict:
     notes = text.split("【数据说明】", 1)[1].strip().splitlines() if "【数据说明】" in text else []
     still_open = open_units(ctx, edition.report_date)
     body = [
-        f"**{edition.subject}** · 第{edition.number}期 · 哈希 `{edition.sha256[:12]}`",
+        f"**{edition.subject}** · 第{edition.number}版 · 哈希 `{edition.sha256[:12]}`",
         "",
         "**为什么需要审核**：" + "；".join(signoff.reasons),
         "",
@@ -95,7 +96,7 @@ def request(ctx: Context, edition: Edition, signoff: SignoffCheck) -> dict:
         f"选择“{APPROVE}”即发出本期；选择“{REJECT}”不发送并记录原因，改正后重新生成（Clear render_bulletin）。",
         f"日报文件：{edition.folder(ctx)}",
     ]
-    return {"subject": f"审核签发：{edition.subject} 第{edition.number}期", "body": "\n".join(body)}
+    return {"subject": f"审核签发：{edition.subject} 第{edition.number}版", "body": "\n".join(body)}
 
 
 def record_decision(ctx: Context, edition: Edition, response: dict | None) -> None:
@@ -103,7 +104,7 @@ def record_decision(ctx: Context, edition: Edition, response: dict | None) -> No
     if not response:
         return
     chosen = (response.get("chosen_options") or [""])[0]
-    who = (response.get("responded_by_user") or {}).get("name") or "（超时默认）"
+    who = (response.get("responded_by_user") or {}).get("name") or TIMED_OUT
     comment = str((response.get("params_input") or {}).get("reason") or "").strip()
     with ctx.store.transaction() as conn:
         ctx.store.run(
@@ -117,6 +118,36 @@ def record_decision(ctx: Context, edition: Edition, response: dict | None) -> No
                 "comment": comment,
             },
         )
+
+
+def as_signed(ctx: Context, edition: Edition) -> Edition:
+    """What goes out for an edition: itself, or — approved by a person after it was rendered — its copy naming
+    them as 签发人, which carries the same approval (the record says whose copy it is)."""
+    row = decision_of(ctx, edition)
+    if not row or row["decision"] != "approved" or not named_person(row["decided_by"]):
+        return edition
+    if edition.number in sent_editions(ctx, edition.report_date):
+        return edition
+    copy = signed_copy(ctx, edition, row["decided_by"])
+    if copy.number != edition.number:
+        with ctx.store.transaction() as conn:
+            ctx.store.run(
+                conn,
+                "insert_signoff_request",
+                {**copy.key, "reasons": f"第{edition.number}版签发后加注签发人", "requested_at": now_local()},
+            )
+            ctx.store.run(
+                conn,
+                "decide_signoff",
+                {
+                    **copy.key,
+                    "decision": "approved",
+                    "decided_by": row["decided_by"],
+                    "decided_at": row["decided_at"],
+                    "comment": row["comment"],
+                },
+            )
+    return copy
 
 
 def decision_of(ctx: Context, edition: Edition) -> dict | None:
