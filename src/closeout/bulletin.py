@@ -416,10 +416,19 @@ class Rendered:
     text: str
     attachment: bytes  # the CSV (UTF-8 with BOM so Excel opens the Chinese correctly), or the .xlsx by group
     register: bytes = b""  # the corrections register rows the edition lists (closeout.register); b"" when none
+    pdf: bytes = b""  # the bulletin for A4 printing (closeout.pdf)
+    images: tuple[tuple[str, bytes], ...] = ()  # the charts (closeout.charts): (file name, PNG), in the HTML by CID
 
     @property
     def sha256(self) -> str:
-        return content_sha256(self.html.encode("utf-8"), self.text.encode("utf-8"), self.attachment, self.register)
+        return content_sha256(
+            self.html.encode("utf-8"),
+            self.text.encode("utf-8"),
+            self.attachment,
+            self.register,
+            self.pdf,
+            *(png for _, png in self.images),
+        )
 
 
 def content_sha256(html: bytes, text: bytes, *attachments: bytes) -> str:
@@ -438,15 +447,33 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    html = env.get_template("bulletin.html.j2").render(b=bulletin)
-    text = env.get_template("bulletin.txt.j2").render(b=bulletin)
+    html, text, media = _pages(ctx, env, bulletin)
     if bulletin.by_group:
-        return Rendered(html, text, unit_workbook(bulletin.title, bulletin.report_date, bulletin.unit_sheet))
+        return Rendered(html, text, unit_workbook(bulletin.title, bulletin.report_date, bulletin.unit_sheet), **media)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ATTACHMENT_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows({key: inert_cell(value) for key, value in row.items()} for row in bulletin.attachment_rows)
-    return Rendered(html, text, buffer.getvalue().encode("utf-8-sig"))
+    return Rendered(html, text, buffer.getvalue().encode("utf-8-sig"), **media)
+
+
+def _pages(ctx: Context, env, bulletin: Bulletin) -> tuple[str, str, dict]:
+    """The email's HTML (its CSS inlined, since many mail clients drop <style>; the charts by Content-ID), the
+    plain text (the charts as figures) and the media: the PDF (the same page with the print CSS) and the charts."""
+    import css_inline
+
+    from closeout.charts import draw_charts
+    from closeout.pdf import html_to_pdf, image_sources
+
+    charts = draw_charts(ctx, bulletin.report_date, bulletin.by_group)
+    page = env.get_template("bulletin.html.j2")
+    by_cid = {chart.name: f"cid:{chart.cid}" for chart in charts}
+    email_page = page.render(b=bulletin, charts=charts, images=by_cid, for_print=False)
+    html = css_inline.inline(email_page, load_remote_stylesheets=False)  # the page links none: fetch nothing
+    text = env.get_template("bulletin.txt.j2").render(b=bulletin, charts=charts)
+    printed = page.render(b=bulletin, charts=charts, images=image_sources(charts), for_print=True)
+    pdf = html_to_pdf(printed, bulletin.title, bulletin.report_date)
+    return html, text, {"pdf": pdf, "images": tuple((chart.name, chart.png) for chart in charts)}
 
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
