@@ -165,3 +165,14 @@ def test_the_board_bench_on_postgresql(tmp_path):
     dataset = generate("city", tmp_path / "data", days=0)
     timing = measure("postgresql", dataset.registry_path, tmp_path, PG_ADMIN_URL, days=14)
     assert timing.problems == [] and timing.cells == 7 * 14
+
+
+def test_the_render_bench_checks_its_edition(tmp_path):
+    """`make bench-render` at city scale: a fortnight in the store, the edition rendered with its PDF and three
+    charts, its email under 10 MB (timings printed by the bench, never asserted)."""
+    from bench.render import DAYS, measure
+
+    dataset = generate("city", tmp_path / "data", days=DAYS)
+    result = measure(dataset, "sqlite", tmp_path, "")
+    assert result.problems == []
+    assert result.sizes["pdf"] > 0 and result.sizes["email"] > result.sizes["pdf"]

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -185,3 +186,14 @@ def test_the_mailed_html_fits_a_phone_and_a_desktop(week, chromium, width):
         assert all(shown <= width for *_, shown in images)
     finally:
         context.close()
+
+
+@pytest.mark.unit
+def test_neither_the_dag_nor_the_bulletin_imports_the_renderers_until_rendering():
+    """matplotlib and WeasyPrint take seconds to import: a DAG parse or a task that renders nothing never pays."""
+    code = (
+        "import sys, closeout.bulletin, closeout.editions, closeout.mailer, closeout.pipeline, closeout.airflow_glue\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'weasyprint', 'css_inline'}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert loaded.strip() == "[]"
