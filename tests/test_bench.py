@@ -173,6 +173,6 @@ def test_the_render_bench_checks_its_edition(tmp_path):
     from bench.render import DAYS, measure
 
     dataset = generate("city", tmp_path / "data", days=DAYS)
-    result = measure(dataset, "sqlite", tmp_path, "")
+    result = measure(dataset, "sqlite", tmp_path, "", repeats=1)
     assert result.problems == []
     assert result.sizes["pdf"] > 0 and result.sizes["email"] > result.sizes["pdf"]

@@ -9,6 +9,7 @@ the same bytes: an edition is known by its hash.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass
@@ -55,8 +56,16 @@ class History:
     """Per day, per area, per metric: the sums drawn. None where no unit of the area had the figure that day."""
 
     days: tuple[date, ...]
-    region: dict[str, list[float | None]]
-    areas: dict[str, dict[str, list[float | None]]]  # area name -> metric -> per day
+    region_series: tuple[tuple[str, tuple[float | None, ...]], ...]  # (metric, per day): hashable, see drawn_charts
+    area_series: tuple[tuple[str, tuple[tuple[str, tuple[float | None, ...]], ...]], ...]  # (area name, as above)
+
+    @property
+    def region(self) -> dict[str, tuple[float | None, ...]]:
+        return dict(self.region_series)
+
+    @property
+    def areas(self) -> dict[str, dict[str, tuple[float | None, ...]]]:
+        return {area: dict(series) for area, series in self.area_series}
 
 
 def read_history(ctx: Context, report_date: date, by_group: bool) -> History:
@@ -85,29 +94,46 @@ def read_history(ctx: Context, report_date: date, by_group: bool) -> History:
     start = next((n for n in range(CHART_DAYS) if any(s[n] is not None for s in region.values())), CHART_DAYS - 1)
     return History(
         tuple(days[start:]),
-        {key: s[start:] for key, s in region.items()},
-        {name: {key: s[start:] for key, s in series.items()} for name, series in areas.items()},
+        tuple((key, tuple(s[start:])) for key, s in region.items()),
+        tuple((name, tuple((key, tuple(s[start:])) for key, s in series.items())) for name, series in areas.items()),
     )
 
 
 def draw_charts(ctx: Context, report_date: date, by_group: bool) -> list[Chart]:
     """The bulletin's charts, in the order they are shown."""
     history = read_history(ctx, report_date, by_group)
+    named = tuple((m.key, m.label, m.unit) for m in ctx.catalogue.metrics if m.key in SERIES)
+    return list(drawn_charts(history, named, ctx.registry.region_name, by_group))
+
+
+@functools.lru_cache(maxsize=8)
+def drawn_charts(
+    history: History, named: tuple[tuple[str, str, str], ...], region: str, by_group: bool
+) -> tuple[Chart, ...]:
+    """The charts of these figures, kept for the next few renders: an unchanged store rendered again (a retried
+    task, the next intake run) draws nothing."""
+    names = {key: Named(label, unit) for key, label, unit in named}
 
     def known(keys: tuple[str, ...]) -> tuple[str, ...]:  # a catalogue may leave a series out
-        return tuple(key for key in keys if key in ctx.catalogue.by_key)
+        return tuple(key for key in keys if key in names)
 
     panels = [(title, known(keys)) for title, keys in REGION_PANELS if known(keys)]
-    charts = [_region_chart(ctx, history, ctx.registry.region_name, panels)] if panels else []
+    charts = [_region_chart(names, history, region, panels)] if panels else []
     level = "各组" if by_group else "各地"
     for stem, title, keys in AREA_CHARTS:
         if known(keys):
             name = f"chart-{len(charts) + 1}-{stem}.png"
-            charts.append(_area_chart(ctx, history, name, f"{level}{title}", known(keys)))
-    return charts
+            charts.append(_area_chart(names, history, name, f"{level}{title}", known(keys)))
+    return tuple(charts)
 
 
-def _combined(series: dict[str, list[float | None]], keys: tuple[str, ...]) -> list[float | None]:
+@dataclass(frozen=True)
+class Named:
+    label: str
+    unit: str
+
+
+def _combined(series: dict[str, tuple[float | None, ...]], keys: tuple[str, ...]) -> list[float | None]:
     columns = zip(*(series[k] for k in keys), strict=True)
     return [None if all(v is None for v in day) else sum(v or 0 for v in day) for day in columns]
 
@@ -127,22 +153,27 @@ def _span(history: History) -> str:
     return _day(days[0]) if len(days) == 1 else f"{_day(days[0])}至{_day(days[-1])}"
 
 
-def _region_chart(ctx: Context, history: History, area: str, panels: list[tuple[str, tuple[str, ...]]]) -> Chart:
+def _region_chart(
+    names: dict[str, Named], history: History, area: str, panels: list[tuple[str, tuple[str, ...]]]
+) -> Chart:
     from matplotlib.figure import Figure
 
     title = f"{area}近{len(history.days)}天主要指标"
     lines, summaries = [f"{title}（{_span(history)}）："], []
     with _style():
         rows = (len(panels) + 1) // 2
-        figure = Figure(figsize=(6.4, 0.4 + 2 * rows), dpi=DPI, layout="constrained")
+        height = 0.4 + 2 * rows
+        figure = Figure(figsize=(6.4, height), dpi=DPI)
+        # fixed margins, not constrained layout: that lays every label out again, and text is most of the time
+        figure.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / height, bottom=0.3 / height, hspace=0.45)
         grid = figure.subplots(rows, 2, squeeze=False).flat
         ticks = _ticks(history.days)
         for (panel, keys), axes in zip(panels, grid, strict=False):
-            unit = ctx.catalogue.by_key[keys[0]].unit
+            unit = names[keys[0]].unit
             bottom = [0.0] * len(history.days)
             for key in keys:
                 values = [v or 0 for v in history.region[key]]
-                metric = ctx.catalogue.by_key[key]
+                metric = names[key]
                 axes.bar(range(len(values)), values, bottom=bottom, label=metric.label, width=0.7)
                 bottom = [b + v for b, v in zip(bottom, values, strict=True)]
                 lines.append(f"  {metric.label}（{unit}）：{_listed(history.days, history.region[key])}")
@@ -158,18 +189,20 @@ def _region_chart(ctx: Context, history: History, area: str, panels: list[tuple[
     return Chart("chart-1-region.png", title, alt, tuple(lines), png, 640)
 
 
-def _area_chart(ctx: Context, history: History, name: str, title: str, keys: tuple[str, ...]) -> Chart:
+def _area_chart(names: dict[str, Named], history: History, name: str, title: str, keys: tuple[str, ...]) -> Chart:
     """A table of colour, an area a row and a day a column, each cell with its figure: it stays readable with
     thirty areas, where thirty lines or bars would not."""
     from matplotlib.figure import Figure
 
-    unit = ctx.catalogue.by_key[keys[0]].unit
+    unit = names[keys[0]].unit
     rows = [(area, _combined(series, keys)) for area, series in history.areas.items()]
     rows = [(area, values) for area, values in rows if any(v is not None for v in values)] or rows
     days = history.days
     title = f"{title}近{len(days)}天（{unit}）"
     with _style():
-        figure = Figure(figsize=(6.4, 0.9 + 0.26 * len(rows)), dpi=DPI, layout="constrained")
+        height = 0.9 + 0.26 * len(rows)
+        figure = Figure(figsize=(6.4, height), dpi=DPI)
+        figure.subplots_adjust(left=0.2, right=0.98, top=1 - 0.6 / height, bottom=0.1 / height)
         axes = figure.subplots()
         grid = [[float("nan") if v is None else v for v in values] for _, values in rows]
         top = max([v for _, values in rows for v in values if v] or [1])
@@ -262,12 +295,16 @@ def _cjk_font() -> str:
 
 def _png(figure) -> bytes:
     """The figure as PNG, drawn inside _style() (fonts are looked up when drawn); a glyph the font lacks would be
-    drawn as a box, so it is an error here."""
+    drawn as a box, so it is an error here. A palette of 64 colours, not full colour: a third of the bytes, in the
+    email and again in the PDF, for flat colours and text that look the same."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
 
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
+    canvas = FigureCanvasAgg(figure)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Glyph .* missing from font")
-        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})  # no version stamp: same bytes
+        canvas.draw()
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).convert("RGB")
+    buffer = io.BytesIO()
+    image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
