@@ -34,6 +34,7 @@ AREA_CHARTS = (
     ("cases-by-area", "新增病例（确诊+无症状）", CASES),
     ("isolation-by-area", "集中隔离在隔", ("isolation_central",)),
 )
+ANNOTATED_CELLS = 200  # a city's units over a fortnight; a country's 32 groups show their latest day in figures
 SERIES = tuple(dict.fromkeys(key for _, keys in REGION_PANELS for key in keys))
 
 
@@ -190,8 +191,9 @@ def _region_chart(
 
 
 def _area_chart(names: dict[str, Named], history: History, name: str, title: str, keys: tuple[str, ...]) -> Chart:
-    """A table of colour, an area a row and a day a column, each cell with its figure: it stays readable with
-    thirty areas, where thirty lines or bars would not."""
+    """A table of colour, an area a row and a day a column: it stays readable with thirty areas, where thirty
+    lines or bars would not. Each cell carries its figure up to ANNOTATED_CELLS; beyond, only the report date's
+    column does (drawing a number is most of a chart's time, and the plain text lists them all)."""
     from matplotlib.figure import Figure
 
     unit = names[keys[0]].unit
@@ -207,8 +209,10 @@ def _area_chart(names: dict[str, Named], history: History, name: str, title: str
         grid = [[float("nan") if v is None else v for v in values] for _, values in rows]
         top = max([v for _, values in rows for v in values if v] or [1])
         axes.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=top)
+        annotated = range(len(days)) if len(rows) * len(days) <= ANNOTATED_CELLS else [len(days) - 1]
         for y, (_, values) in enumerate(rows):
-            for x, value in enumerate(values):
+            for x in annotated:
+                value = values[x]
                 dark = value is not None and value > 0.6 * top
                 axes.text(
                     x, y, _short(value), ha="center", va="center", fontsize=6.5, color="white" if dark else "#222"
