@@ -8,9 +8,10 @@ RUN cd /src && uv export --frozen --no-dev --no-emit-project --no-hashes -o /req
 # Keep in step with apache-airflow's pin in pyproject.toml and with requires-python (tests/test_compose.py checks).
 FROM apache/airflow:3.3.2-python3.11
 USER root
-# Noto CJK: bulletins, logs and exported pages show 衢州 and the county names instead of empty boxes.
+# Noto CJK: bulletins, their PDF and charts, logs and exported pages show 衢州 and the county names instead of
+# empty boxes; Pango and HarfBuzz's subsetter for WeasyPrint (the bulletin's PDF).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 USER airflow
 COPY --from=requirements /requirements.txt /tmp/requirements.txt

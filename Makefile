@@ -32,7 +32,7 @@ AIRFLOW ?= yes
 RECLOSE_DAYS ?= 365
 RECLOSE_BACKEND ?= postgresql
 
-.PHONY: help install demo airflow test lint bench bench-reclose bench-board clean-demo
+.PHONY: help install demo airflow test lint bench bench-reclose bench-board bench-render clean-demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -86,12 +86,16 @@ lint: install ## ruff, including Airflow 3 migration rules (AIR3)
 bench: install ## time one day at city, province and country scale on SQLite and PostgreSQL, check the store (docs/PERFORMANCE.md)
 	$(VENV_BIN)/python -m bench.run --scales $(SCALES) --backends $(BACKENDS) $(if $(filter no,$(AIRFLOW)),--skip-airflow)
 	$(VENV_BIN)/python -m bench.task_cost
+	$(VENV_BIN)/python -m bench.render
 
 bench-reclose: install ## time re-closing a year of city days in one run (closeout reclose FROM TO), check the cascade
 	$(VENV_BIN)/python -m bench.reclose --days $(RECLOSE_DAYS) --backend $(RECLOSE_BACKEND)
 
 bench-board: install ## time the 日清日结看板's data layer: 2,850 units × 14 days on SQLite and PostgreSQL, check the cells
 	$(VENV_BIN)/python -m bench.board
+
+bench-render: install ## time rendering one edition (HTML, text, 14-day charts, PDF) for a city and a country, check its email's size
+	$(VENV_BIN)/python -m bench.render
 
 clean-demo: ## remove data/ (store, archive, outbox, mails) to run the demo from scratch
 	rm -rf $(DATA)

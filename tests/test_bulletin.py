@@ -194,14 +194,26 @@ def test_email_is_utf8_multipart_with_rfc2231_attachment(ctx_for, tmp_path):
     assert parsed["Subject"] == "衢州市疫情防控工作日报 2022年3月19日"
     assert parsed.get_body(("plain",)).get_content() == rendered.text
     assert parsed.get_body(("html",)).get_content() == rendered.html
-    (attachment,) = list(parsed.iter_attachments())
+    attachment, pdf = list(parsed.iter_attachments())
     assert attachment.get_filename() == "衢州市疫情防控工作日报数据_2022-03-19.csv"
     assert attachment.get_content_type() == "text/csv" and attachment.get_content_charset() == "utf-8"
     assert attachment.get_payload(decode=True) == rendered.attachment
+    assert (
+        pdf.get_filename() == "衢州市疫情防控工作日报_2022年3月19日.pdf" and pdf.get_content_type() == "application/pdf"
+    )
     assert parsed["Date"] and parsed["Message-ID"] == "<id@x>"
+    # text and HTML are alternatives; the HTML and the charts it shows by Content-ID are related
+    assert parsed.get_content_type() == "multipart/mixed"
+    alternative = next(parsed.iter_parts())
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "multipart/related"]
+    related = list(alternative.get_body(("related",)).iter_parts())
+    images = {p["Content-ID"].strip("<>"): p.get_payload(decode=True) for p in related[1:]}
+    assert set(images) == set(re.findall(r'src="cid:([^"]+)"', rendered.html)) and len(images) == 3
+    assert all(data.startswith(b"\x89PNG") for data in images.values())
     # what is mailed hashes to the edition's hash: each part carries the rendered bytes unchanged
     parts = [parsed.get_body((kind,)).get_payload(decode=True) for kind in ("html", "plain")]
-    assert content_sha256(*parts, attachment.get_payload(decode=True)) == rendered.sha256
+    attached = [attachment.get_payload(decode=True), pdf.get_payload(decode=True)]
+    assert content_sha256(*parts, *attached, *images.values()) == rendered.sha256
 
 
 @pytest.mark.parametrize(

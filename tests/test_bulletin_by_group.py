@@ -62,6 +62,14 @@ class StoreAnswers:
             return [
                 {"report_date": d.isoformat(), "unit_code": c, "status": s} for d in self.figures for c, s in statuses
             ]
+        if name == "select_series_between":
+            return [
+                {"report_date": day.isoformat(), "unit_code": code, "metric": metric, "value": value}
+                for day, units in self.figures.items()
+                for code, figures in units.items()
+                for metric, value in figures.items()
+                if metric in params["metrics"]
+            ]
         if name == "select_unit_days":
             return [{"unit_code": c, "status": s} for c, s in statuses]
         quiet = ("select_narratives", "select_findings", "select_excusals", "select_day_revisions")
@@ -161,7 +169,8 @@ def test_the_spreadsheet_is_mailed_as_xlsx_and_hashes_to_the_edition(ctx_with):
         bulletin.subject, rendered, bulletin.attachment_name, "closeout@test.invalid", ("a@test.invalid",), "<id@x>"
     )
     parsed = BytesParser(policy=policy.default).parsebytes(message.as_bytes())
-    attachment, long_csv = list(parsed.iter_attachments())
+    attachment, long_csv, pdf = list(parsed.iter_attachments())
+    assert pdf.get_payload(decode=True) == rendered.pdf
     assert attachment.get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert attachment.get_filename() == bulletin.attachment_name
     assert long_csv.get_content_type() == "application/zip"

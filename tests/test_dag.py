@@ -134,7 +134,7 @@ def attachment_rows(message):
     import csv
     import io
 
-    (attachment,) = list(message.iter_attachments())
+    attachment = next(message.iter_attachments())  # the spreadsheet; the PDF follows
     return list(csv.DictReader(io.StringIO(attachment.get_payload(decode=True).decode("utf-8-sig"))))
 
 

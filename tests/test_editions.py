@@ -76,7 +76,9 @@ def test_a_late_unit_after_publication_goes_out_once_as_a_late_report_edition(db
     assert mailed_sha256(late_report) == editions[1].sha256
     # it carries the corrections register rows it lists; the 正式 edition before it listed none
     names = [part.get_filename() for part in late_report.iter_attachments()]
-    assert names[1:] == ["更正登记.csv"] and len(list(official.iter_attachments())) == 1
+    assert names[1] == "更正登记.csv" and [p.get_content_type() for p in official.iter_attachments()][1:] == [
+        "application/pdf"
+    ]
     register = list(late_report.iter_attachments())[1].get_payload(decode=True).decode("utf-8-sig").splitlines()
     assert register[0].startswith("report_date,unit_code,unit_name,metric,metric_name,kind,old_value,new_value,reason")
     assert "announced_in" not in register[0]  # what changes after sending is not in the edition's bytes

@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import os
+import re
 import resource
 import threading
 import unicodedata
@@ -129,9 +130,14 @@ def files_under(*roots: Path) -> list[Path]:
 
 def check_outputs_are_inert(folder: Path) -> None:
     page = (folder / "bulletin.html").read_text(encoding="utf-8")
-    for tag in ("script", "img", "b", "svg", "iframe"):
+    for tag in ("script", "b", "svg", "iframe"):
         assert f"<{tag} " not in page.lower() and f"<{tag}>" not in page.lower(), f"raw <{tag}> in bulletin.html"
-    texts = {p.name: p.read_bytes().decode("utf-8-sig") for p in folder.iterdir() if p.is_file()}
+    images = re.findall(r"<img\b[^>]*>", page, re.IGNORECASE)
+    assert all(re.match(r'<img src="cid:chart-[\w.-]+@closeout" ', tag) for tag in images), "an <img> not a chart"
+    assert b"/JavaScript" not in (folder / "bulletin.pdf").read_bytes()
+    texts = {
+        p.name: p.read_bytes().decode("utf-8-sig") for p in folder.iterdir() if p.suffix in (".html", ".txt", ".csv")
+    }
     for name, content in texts.items():
         bad = unwanted_characters(content, keep="\n\r\t")
         assert not bad, f"{name} carries control/invisible characters {bad}"

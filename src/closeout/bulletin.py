@@ -632,12 +632,21 @@ class Rendered:
     # by group: the long CSV beside the .xlsx (a row per unit and metric, every level's totals), zipped: a country's
     # is 7 MB as text, over most mail servers' 10 MB once base64-encoded, and well under 1 MB zipped
     level_zip: bytes = b""
+    pdf: bytes = b""  # the bulletin for A4 printing (closeout.pdf)
+    images: tuple[tuple[str, bytes], ...] = ()  # the charts (closeout.charts): (file name, PNG), in the HTML by CID
 
     @property
     def sha256(self) -> str:
-        # in the order the message carries the attachments (closeout.mailer)
-        parts = (self.attachment, self.level_zip, self.register)
-        return content_sha256(self.html.encode("utf-8"), self.text.encode("utf-8"), *parts)
+        # in the order the message carries its parts (closeout.mailer.mailed_sha256)
+        return content_sha256(
+            self.html.encode("utf-8"),
+            self.text.encode("utf-8"),
+            self.attachment,
+            self.level_zip,
+            self.register,
+            self.pdf,
+            *(png for _, png in self.images),
+        )
 
 
 def content_sha256(html: bytes, text: bytes, *attachments: bytes) -> str:
@@ -656,19 +665,33 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    html = env.get_template("bulletin.html.j2").render(b=bulletin, t=bulletin.words, head=bulletin.head)
-    text = env.get_template("bulletin.txt.j2").render(b=bulletin, t=bulletin.words, head=bulletin.head)
+    html, text, media = _pages(ctx, env, bulletin)
     if bulletin.by_group:
         workbook = unit_workbook(bulletin.title, bulletin.report_date, bulletin.unit_sheet)
-        return Rendered(
-            html,
-            text,
-            workbook,
-            level_zip=_zipped(
-                level_zip_name(bulletin.attachment_name).removesuffix(".zip"), _csv(LEVEL_COLUMNS, bulletin.level_rows)
-            ),
-        )
-    return Rendered(html, text, _csv(ATTACHMENT_COLUMNS, bulletin.attachment_rows))
+        long_csv = _csv(LEVEL_COLUMNS, bulletin.level_rows)
+        level_zip = _zipped(level_zip_name(bulletin.attachment_name).removesuffix(".zip"), long_csv)
+        return Rendered(html, text, workbook, level_zip=level_zip, **media)
+    return Rendered(html, text, _csv(ATTACHMENT_COLUMNS, bulletin.attachment_rows), **media)
+
+
+def _pages(ctx: Context, env, bulletin: Bulletin) -> tuple[str, str, dict]:
+    """The email's HTML (its CSS inlined, since many mail clients drop <style>; the charts by Content-ID), the
+    plain text (the charts as figures) and the media: the PDF (the same page with the print CSS) and the charts."""
+    import css_inline
+
+    from closeout.charts import draw_charts
+    from closeout.pdf import html_to_pdf, image_sources
+
+    charts = draw_charts(ctx, bulletin.report_date, bulletin.by_group)
+    page = env.get_template("bulletin.html.j2")
+    words = {"b": bulletin, "t": bulletin.words, "head": bulletin.head, "charts": charts}
+    by_cid = {chart.name: f"cid:{chart.cid}" for chart in charts}
+    email_page = page.render(**words, images=by_cid, for_print=False)
+    html = css_inline.inline(email_page, load_remote_stylesheets=False)  # the page links none: fetch nothing
+    text = env.get_template("bulletin.txt.j2").render(**words)
+    printed = page.render(**words, images=image_sources(charts), for_print=True)
+    pdf = html_to_pdf(printed, bulletin.title, bulletin.report_date)
+    return html, text, {"pdf": pdf, "images": tuple((chart.name, chart.png) for chart in charts)}
 
 
 def _zipped(name: str, data: bytes) -> bytes:

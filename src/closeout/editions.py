@@ -2,8 +2,10 @@
 补报 (a late unit's figures after it went out) or 更正 (a corrected figure after it went out).
 
 An edition's files live under <outbox>/<date>/<NN>/ (the bulletin as HTML and text, its spreadsheet — a CSV, or an
-.xlsx and a zipped long CSV when the units are shown by group — and the corrections register rows it lists, 更正登记.csv, when it lists
-any) and are never overwritten; its row records their hash and the figure revisions it lists. Rendering again from an unchanged store returns the same edition; approval and
+.xlsx and a zipped long CSV when the units are shown by group — the corrections register rows it lists, 更正登记.csv,
+when it lists any, the PDF for printing, bulletin.pdf, and the charts the HTML shows, chart-*.png) and are never
+overwritten; its row records their hash and the figure revisions it lists. Rendering again from an unchanged store
+returns the same edition; approval and
 email act on an edition, and what is mailed is exactly its files.
 """
 
@@ -22,6 +24,8 @@ from closeout.register import FILE_NAME as REGISTER_FILE
 from closeout.register import edition_register
 from closeout.store import now_local
 
+PDF_FILE = "bulletin.pdf"
+CHART_FILES = "chart-*.png"  # named in the order they are shown (closeout.charts)
 KIND_LABELS = {"official": "正式", "late_report": "补报", "correction": "更正"}
 
 
@@ -172,6 +176,7 @@ def _write_files(folder: Path, edition: Edition, rendered: Rendered) -> None:
         files.append((level_zip_name(edition.attachment_name), rendered.level_zip))
     if rendered.register:
         files.append((REGISTER_FILE, rendered.register))
+    files += [(PDF_FILE, rendered.pdf), *rendered.images]
     for name, data in files:
         with open(partial / name, "wb") as out:
             out.write(data)
@@ -192,9 +197,12 @@ def read_files(ctx: Context, edition: Edition) -> Rendered:
         level_path = folder / level_zip_name(edition.attachment_name)
         by_group = edition.attachment_name.endswith(".xlsx") and level_path.exists()
         level_zip = level_path.read_bytes() if by_group else b""
+        # editions rendered before PDFs and charts have neither; their hash covers none
+        pdf = (folder / PDF_FILE).read_bytes() if (folder / PDF_FILE).exists() else b""
+        images = tuple((path.name, path.read_bytes()) for path in sorted(folder.glob(CHART_FILES)))
     except (OSError, UnicodeDecodeError) as exc:
         raise EditionTampered(f"{edition.label} 的文件不可读：{exc}") from exc
-    rendered = Rendered(html, text, attachment, register, level_zip)
+    rendered = Rendered(html, text, attachment, register, level_zip, pdf, images)
     if rendered.sha256 != edition.sha256:
         raise EditionTampered(
             f"{edition.label} 的文件在生成后被改动（哈希 {rendered.sha256[:12]} ≠ 记录的 {edition.sha256[:12]}），"

@@ -1,4 +1,13 @@
-"""The bulletin email: one edition as a UTF-8 message (text, HTML, its spreadsheet), sent at most once per edition."""
+"""The bulletin email: one edition as a UTF-8 message, sent at most once per edition.
+
+multipart/mixed
+  multipart/alternative
+    text/plain              the bulletin readable on its own, the charts as figures
+    multipart/related
+      text/html             CSS inlined, readable on a phone and in desktop clients
+      image/png ...         the charts, by Content-ID
+  the spreadsheet (.csv, or .xlsx by group), 更正登记.csv when the edition lists corrections, the PDF
+"""
 
 from __future__ import annotations
 
@@ -45,6 +54,9 @@ def build_message(
     message["Message-ID"] = message_id
     message.set_content(rendered.text.encode("utf-8"), maintype="text", subtype="plain", params={"charset": "utf-8"})
     message.add_alternative(rendered.html.encode("utf-8"), maintype="text", subtype="html", params={"charset": "utf-8"})
+    html = message.get_body(("html",))
+    for name, png in rendered.images:  # the HTML's <img src="cid:..."> (closeout.charts.Chart.cid)
+        html.add_related(png, maintype="image", subtype="png", cid=f"<{name}@closeout>", filename=name)
     # The policy encodes the Chinese file name per RFC 2231 (filename*=utf-8''...).
     if attachment_name.endswith(".xlsx"):
         message.add_attachment(rendered.attachment, maintype="application", subtype=XLSX, filename=attachment_name)
@@ -60,13 +72,18 @@ def build_message(
         message.add_attachment(
             rendered.register, maintype="text", subtype="csv", filename=REGISTER_FILE, params={"charset": "utf-8"}
         )
+    if rendered.pdf:
+        pdf_name = subject.replace(" ", "_") + ".pdf"
+        message.add_attachment(rendered.pdf, maintype="application", subtype="pdf", filename=pdf_name)
     return message
 
 
 def mailed_sha256(message: EmailMessage) -> str:
     """The hash of what a received message carries (its parts decoded), to compare with its edition's."""
     html, plain = (message.get_body((kind,)).get_payload(decode=True) for kind in ("html", "plain"))
-    return content_sha256(html, plain, *(part.get_payload(decode=True) for part in message.iter_attachments()))
+    attachments = [part.get_payload(decode=True) for part in message.iter_attachments()]
+    images = [part.get_payload(decode=True) for part in message.walk() if part["Content-ID"]]
+    return content_sha256(html, plain, *attachments, *images)
 
 
 # The server answered these with a refusal: nothing was delivered, so a retry may send.
