@@ -81,7 +81,7 @@ def timed(steps: dict[str, float], name: str, action, *args):
 
 
 def measure(dataset: Dataset, backend: str, work: Path, pg_admin_url: str, repeats: int = REPEATS) -> RenderMeasurement:
-    from closeout.bulletin import build_bulletin, render
+    from closeout.bulletin import build_bulletin, chart_areas, render
     from closeout.charts import draw_charts, drawn_charts
     from closeout.mailer import build_message
     from closeout.pdf import html_to_pdf
@@ -97,7 +97,7 @@ def measure(dataset: Dataset, backend: str, work: Path, pg_admin_url: str, repea
         for _ in range(repeats):
             bulletin = timed(result.steps, "build", build_bulletin, ctx, day)
             drawn_charts.cache_clear()  # time the drawing, not the cache of unchanged figures
-            timed(result.steps, "charts", draw_charts, ctx, day, bulletin.by_group)
+            timed(result.steps, "charts", draw_charts, ctx, day, chart_areas(ctx, bulletin), bulletin.by_group)
             drawn_charts.cache_clear()
             html_to_pdf.cache_clear()
             rendered = timed(result.steps, "render (all)", render, ctx, bulletin)

@@ -674,6 +674,14 @@ def render(ctx: Context, bulletin: Bulletin) -> Rendered:
     return Rendered(html, text, _csv(ATTACHMENT_COLUMNS, bulletin.attachment_rows), **media)
 
 
+def chart_areas(ctx: Context, bulletin: Bulletin) -> list[tuple[str, tuple[str, ...]]]:
+    """The areas the charts draw one row each for: the bulletin's own, its units or the next level down."""
+    english = bulletin.language == "en"
+    if bulletin.by_group:
+        return _groups(ctx.registry, english)
+    return [(_named(unit, english), (unit.code,)) for unit in ctx.registry.all_units]
+
+
 def _pages(ctx: Context, env, bulletin: Bulletin) -> tuple[str, str, dict]:
     """The email's HTML (its CSS inlined, since many mail clients drop <style>; the charts by Content-ID), the
     plain text (the charts as figures) and the media: the PDF (the same page with the print CSS) and the charts."""
@@ -682,7 +690,7 @@ def _pages(ctx: Context, env, bulletin: Bulletin) -> tuple[str, str, dict]:
     from closeout.charts import draw_charts
     from closeout.pdf import html_to_pdf, image_sources
 
-    charts = draw_charts(ctx, bulletin.report_date, bulletin.by_group)
+    charts = draw_charts(ctx, bulletin.report_date, chart_areas(ctx, bulletin), bulletin.by_group)
     page = env.get_template("bulletin.html.j2")
     words = {"b": bulletin, "t": bulletin.words, "head": bulletin.head, "charts": charts}
     by_cid = {chart.name: f"cid:{chart.cid}" for chart in charts}

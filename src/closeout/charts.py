@@ -69,18 +69,14 @@ class History:
         return {area: dict(series) for area, series in self.area_series}
 
 
-def read_history(ctx: Context, report_date: date, by_group: bool) -> History:
-    """The series over the last 14 days in one query, summed per day for the region and per area (unit, or load
-    group when the units are too many to list); the days before the first with any figure are left out."""
-    registry = ctx.registry
+def read_history(ctx: Context, report_date: date, areas: list[tuple[str, tuple[str, ...]]]) -> History:
+    """The series over the last 14 days in one query, summed per day for the region and per area (name, unit
+    codes: the units themselves, or the next level down as the bulletin's table shows it); the days before the
+    first with any figure are left out."""
     first = report_date - timedelta(days=CHART_DAYS - 1)
     span = {"first_date": first.isoformat(), "last_date": report_date.isoformat(), "metrics": list(SERIES)}
-    if by_group:
-        area_of = {code: registry.group_name(g.key) for g in registry.groups() for code in g.codes}
-        names = [registry.group_name(g.key) for g in registry.groups()]
-    else:
-        area_of = {u.code: u.name for u in registry.all_units}
-        names = [u.name for u in registry.all_units]
+    area_of = {code: name for name, codes in areas for code in codes}
+    names = [name for name, _ in areas]
     days = [first + timedelta(days=n) for n in range(CHART_DAYS)]
     index = {d.isoformat(): n for n, d in enumerate(days)}
     region = {key: [None] * CHART_DAYS for key in SERIES}
@@ -100,9 +96,11 @@ def read_history(ctx: Context, report_date: date, by_group: bool) -> History:
     )
 
 
-def draw_charts(ctx: Context, report_date: date, by_group: bool) -> list[Chart]:
-    """The bulletin's charts, in the order they are shown."""
-    history = read_history(ctx, report_date, by_group)
+def draw_charts(
+    ctx: Context, report_date: date, areas: list[tuple[str, tuple[str, ...]]], by_group: bool
+) -> list[Chart]:
+    """The bulletin's charts, in the order they are shown: the region, and by area (see read_history)."""
+    history = read_history(ctx, report_date, areas)
     named = tuple((m.key, m.label, m.unit) for m in ctx.catalogue.metrics if m.key in SERIES)
     return list(drawn_charts(history, named, ctx.registry.region_name, by_group))
 

@@ -3,8 +3,9 @@
 WeasyPrint, not headless Chromium's print-to-PDF: it is a Python library on Pango/HarfBuzz (Debian's
 libpango-1.0-0, libpangoft2-1.0-0), so an Airflow worker needs no browser and no subprocess, and it implements
 the paged-media CSS the print layout uses (`@page` margin boxes for the running title and the page numbers, table
-headers repeated on every page). Fonts come through fontconfig: the print CSS asks for Noto Sans CJK SC
-(Debian's fonts-noto-cjk), which WeasyPrint subsets and embeds.
+headers repeated on every page). Fonts come through fontconfig: the body's Song/FangSong stack finds Noto Serif
+CJK SC and the page margins ask for Noto Sans CJK SC (both in Debian's fonts-noto-cjk), which WeasyPrint subsets
+and embeds.
 
 The HTML is the bulletin's own, escaped by the template, so a unit's text is printed as text; WeasyPrint runs no
 script, and the fetcher below lets it load nothing but the images handed to it (no file, no network).
