@@ -37,6 +37,15 @@ def check_golden(name: str, actual: str) -> None:
     assert actual == path.read_text(encoding="utf-8"), f"{name} changed: review, then UPDATE_GOLDEN=1"
 
 
+def check_pdf_golden(name: str, pdf: bytes, tmp_path: Path) -> None:
+    """The PDF's text as pdftotext reads it (poppler-utils; required under CI)."""
+    from test_bulletin_media import poppler  # not at the top: that module imports this one
+
+    path = tmp_path / name.replace(".txt", "")
+    path.write_bytes(pdf)
+    check_golden(name, poppler("pdftotext", "-enc", "UTF-8", str(path), "-"))
+
+
 def closed(ctx_for, tmp_path, edit=None, **env):
     inbox = tmp_path / "inbox"
     copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
@@ -65,6 +74,7 @@ def test_english_rendering_matches_golden(ctx_for, tmp_path):
     rendered = render(ctx, build_bulletin(ctx, DAY, issue=ISSUE, signer="Duty Director"))
     check_golden("bulletin-2022-03-19-en.txt", rendered.text)
     check_golden("bulletin-2022-03-19-en.html", rendered.html)
+    check_pdf_golden("bulletin-2022-03-19-en.pdf.txt", rendered.pdf, tmp_path)
     summary = rendered.text.split("【Overview】")[1].split("【")[0]
     assert not re.search(r"[\u4e00-\u9fff]", summary)  # English throughout, the units by their English names
     assert "718,346 samples taken" in summary and "万" not in summary  # thousands separators, never 万
@@ -81,6 +91,7 @@ def test_correction_edition_matches_golden(ctx_for, tmp_path, smtp_sink):
     rendered = render(ctx, bulletin)
     check_golden("bulletin-2022-03-18-correction.txt", rendered.text)
     check_golden("bulletin-2022-03-18-correction.html", rendered.html)
+    check_pdf_golden("bulletin-2022-03-18-correction.pdf.txt", rendered.pdf, tmp_path)
     assert bulletin.title == "衢州市疫情防控工作日报（3月18日·更正）"
     assert f"3月18日柯城区新增集中隔离由{int(old)}人订正为{int(old) + 6}人" in rendered.text
 
@@ -101,6 +112,7 @@ def test_day_with_missing_and_rejected_units_matches_golden(ctx_for, tmp_path):
     rendered = render(ctx, bulletin)
     check_golden("bulletin-2022-03-19-gaps.txt", rendered.text)
     check_golden("bulletin-2022-03-19-gaps.html", rendered.html)
+    check_pdf_golden("bulletin-2022-03-19-gaps.pdf.txt", rendered.pdf, tmp_path)
     assert "（常山县数据截至发布时未报送，按缺报处理，次日补报后订正）" in bulletin.summary
     # the leaders read the problem plainly: no file names, English keys or rule ids (those go to ops and counties)
     assert "柯城区报送的数据未通过核验，已退回更正：心理咨询“600余”，硬性指标须为确数，不接受约数。" in bulletin.notes

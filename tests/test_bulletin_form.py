@@ -325,6 +325,12 @@ def test_the_english_bulletin_from_the_same_templates(small_ctx):
     html = re.sub(r' style="[^"]*"', "", rendered.html)  # the mail's CSS is inlined
     assert "<h2>Overview</h2>" in html and "<h2>Figures by area</h2>" in html
     assert "Testing: " in rendered.text and "samples taken" in rendered.text
+    # the charts too: their titles, their text and the PDF's page numbers
+    charts = rendered.text.split("[Recent trends] (the charts as text)")[1].strip("\n").split("\n\n")[0]
+    for name in (ctx.registry.region_name, *(unit.name for unit in ctx.registry.all_units)):  # no name_en here
+        charts = charts.replace(name, "")
+    assert "key figures, last" in charts and not re.search(r"[\u4e00-\u9fff]", charts), charts
+    assert "<h2>Recent trends</h2>" in html
     assert not re.search(r"[\u4e00-\u9fff]", "".join(bulletin.summary[1:4]))  # the summary is English throughout
     assert "(中山县 had not reported by the time of issue" in rendered.text
     assert bulletin.attachment_name == "测试省 daily report data_2022-03-19.csv"

@@ -690,7 +690,7 @@ def _pages(ctx: Context, env, bulletin: Bulletin) -> tuple[str, str, dict]:
     from closeout.charts import draw_charts
     from closeout.pdf import html_to_pdf, image_sources
 
-    charts = draw_charts(ctx, bulletin.report_date, chart_areas(ctx, bulletin), bulletin.by_group)
+    charts = draw_charts(ctx, bulletin.report_date, chart_areas(ctx, bulletin), bulletin.by_group, bulletin.language)
     page = env.get_template("bulletin.html.j2")
     words = {"b": bulletin, "t": bulletin.words, "head": bulletin.head, "charts": charts}
     by_cid = {chart.name: f"cid:{chart.cid}" for chart in charts}

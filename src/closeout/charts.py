@@ -22,18 +22,82 @@ CHART_DAYS = 14
 CHART_FONT = "Noto Sans CJK SC"
 DPI = 144  # sharp when printed on A4 and on a phone's dense screen, still small to mail
 CASES = ("new_confirmed", "new_asymptomatic")
-# The region's panels: (title, metrics stacked in it)
+# The region's panels: (title key in WORDS, metrics stacked in it)
 REGION_PANELS = (
-    ("新增病例", CASES),
-    ("采样人次", ("sampled",)),
-    ("阳性", ("positive",)),
-    ("集中隔离在隔", ("isolation_central",)),
+    ("new_cases", CASES),
+    ("sampled", ("sampled",)),
+    ("positive", ("positive",)),
+    ("isolation", ("isolation_central",)),
 )
-# The by-area tables of colour: (file stem, title, metrics summed)
+# The by-area tables of colour: (file stem, title key in WORDS, metrics summed)
 AREA_CHARTS = (
-    ("cases-by-area", "新增病例（确诊+无症状）", CASES),
-    ("isolation-by-area", "集中隔离在隔", ("isolation_central",)),
+    ("cases-by-area", "new_cases_both", CASES),
+    ("isolation-by-area", "isolation", ("isolation_central",)),
 )
+# Every word a chart draws or says, per bulletin language (CLOSEOUT_BULLETIN_LANGUAGE)
+WORDS = {
+    "zh": {
+        "new_cases": "新增病例",
+        "sampled": "采样人次",
+        "positive": "阳性",
+        "isolation": "集中隔离在隔",
+        "new_cases_both": "新增病例（确诊+无症状）",
+        "by_group": "各组",
+        "by_area": "各地",
+        "day": "{month}月{day}日",
+        "span": "{first}至{last}",
+        "region_title": "{area}近{n}天主要指标",
+        "with_unit": "{0}（{1}）",
+        "lines_head": "{title}（{span}）：",
+        "metric_line": "  {label}（{unit}）：{values}",
+        "region_alt": "柱状图，{title}（{span}）：{summaries}。",
+        "area_title": "{level}{title}近{n}天（{unit}）",
+        "area_alt": "色块表，{title}，{span}，每行一地、每列一天：{day}最多的是{top}。",
+        "area_lines_head": "{title}（{span}，按日期顺序，“—”为无数据）：",
+        "area_line": "  {area}：{values}",
+        "panel_summary": "{panel}{trend}",
+        "top_item": "{area}{value}{unit}",
+        "all_zero": "均为0",
+        "no_data": "无数据",
+        "peak_last": "{day}{value}{unit}，为期间最高",
+        "peak_earlier": "{day}{value}{unit}，期间最高为{peak_day}{peak}{unit}",
+        "list": "、",
+        "series": "，",
+        "summaries": "；",
+        "large": (10000, "万"),
+    },
+    "en": {
+        "new_cases": "New cases",
+        "sampled": "Samples taken",
+        "positive": "Positive",
+        "isolation": "In central isolation",
+        "new_cases_both": "New cases (confirmed + asymptomatic)",
+        "by_group": "By group: ",
+        "by_area": "By area: ",
+        "day": "{day} {month_name}",
+        "span": "{first} to {last}",
+        "region_title": "{area}: key figures, last {n} days",
+        "with_unit": "{0} ({1})",
+        "lines_head": "{title} ({span}):",
+        "metric_line": "  {label} ({unit}): {values}",
+        "region_alt": "Bar charts, {title} ({span}): {summaries}.",
+        "area_title": "{level}{title}, last {n} days ({unit})",
+        "area_alt": "Colour table, {title}, {span}, an area a row and a day a column: highest on {day}: {top}.",
+        "area_lines_head": "{title} ({span}, in date order; — no data):",
+        "area_line": "  {area}: {values}",
+        "panel_summary": "{panel}: {trend}",
+        "top_item": "{area} {value} {unit}",
+        "all_zero": "all zero",
+        "no_data": "no data",
+        "peak_last": "{day} {value} {unit}, the highest of the period",
+        "peak_earlier": "{day} {value} {unit}; the highest was {peak_day} {peak} {unit}",
+        "list": ", ",
+        "series": ", ",
+        "summaries": "; ",
+        "large": (1000, "k"),
+    },
+}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 ANNOTATED_CELLS = 200  # a city's units over a fortnight; a country's 32 groups show their latest day in figures
 SERIES = tuple(dict.fromkeys(key for _, keys in REGION_PANELS for key in keys))
 
@@ -97,32 +161,34 @@ def read_history(ctx: Context, report_date: date, areas: list[tuple[str, tuple[s
 
 
 def draw_charts(
-    ctx: Context, report_date: date, areas: list[tuple[str, tuple[str, ...]]], by_group: bool
+    ctx: Context, report_date: date, areas: list[tuple[str, tuple[str, ...]]], by_group: bool, language: str = "zh"
 ) -> list[Chart]:
     """The bulletin's charts, in the order they are shown: the region, and by area (see read_history)."""
     history = read_history(ctx, report_date, areas)
-    named = tuple((m.key, m.label, m.unit) for m in ctx.catalogue.metrics if m.key in SERIES)
-    return list(drawn_charts(history, named, ctx.registry.region_name, by_group))
+    named = tuple((m.key, *m.heading(language)) for m in ctx.catalogue.metrics if m.key in SERIES)
+    region = ctx.registry.region_name
+    return list(drawn_charts(history, named, region, by_group, language))
 
 
 @functools.lru_cache(maxsize=8)
 def drawn_charts(
-    history: History, named: tuple[tuple[str, str, str], ...], region: str, by_group: bool
+    history: History, named: tuple[tuple[str, str, str], ...], region: str, by_group: bool, language: str = "zh"
 ) -> tuple[Chart, ...]:
     """The charts of these figures, kept for the next few renders: an unchanged store rendered again (a retried
     task, the next intake run) draws nothing."""
+    words = WORDS[language]
     names = {key: Named(label, unit) for key, label, unit in named}
 
     def known(keys: tuple[str, ...]) -> tuple[str, ...]:  # a catalogue may leave a series out
         return tuple(key for key in keys if key in names)
 
-    panels = [(title, known(keys)) for title, keys in REGION_PANELS if known(keys)]
-    charts = [_region_chart(names, history, region, panels)] if panels else []
-    level = "各组" if by_group else "各地"
+    panels = [(words[title], known(keys)) for title, keys in REGION_PANELS if known(keys)]
+    charts = [_region_chart(words, names, history, region, panels)] if panels else []
+    level = words["by_group" if by_group else "by_area"]
     for stem, title, keys in AREA_CHARTS:
         if known(keys):
             name = f"chart-{len(charts) + 1}-{stem}.png"
-            charts.append(_area_chart(names, history, name, f"{level}{title}", known(keys)))
+            charts.append(_area_chart(words, names, history, name, level, words[title], known(keys)))
     return tuple(charts)
 
 
@@ -137,28 +203,31 @@ def _combined(series: dict[str, tuple[float | None, ...]], keys: tuple[str, ...]
     return [None if all(v is None for v in day) else sum(v or 0 for v in day) for day in columns]
 
 
-def _day(day: date) -> str:
-    return f"{day.month}月{day.day}日"
+def _day(words: dict, day: date) -> str:
+    return words["day"].format(month=day.month, day=day.day, month_name=MONTHS[day.month - 1])
 
 
-def _short(value: float | None) -> str:
+def _short(words: dict, value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value / 10000:.4g}万" if abs(value) >= 10000 else render_value(value)
+    step, suffix = words["large"]
+    return f"{value / step:.4g}{suffix}" if abs(value) >= 10000 else render_value(value)
 
 
-def _span(history: History) -> str:
+def _span(words: dict, history: History) -> str:
     days = history.days
-    return _day(days[0]) if len(days) == 1 else f"{_day(days[0])}至{_day(days[-1])}"
+    first, last = _day(words, days[0]), _day(words, days[-1])
+    return first if len(days) == 1 else words["span"].format(first=first, last=last)
 
 
 def _region_chart(
-    names: dict[str, Named], history: History, area: str, panels: list[tuple[str, tuple[str, ...]]]
+    words: dict, names: dict[str, Named], history: History, area: str, panels: list[tuple[str, tuple[str, ...]]]
 ) -> Chart:
     from matplotlib.figure import Figure
 
-    title = f"{area}近{len(history.days)}天主要指标"
-    lines, summaries = [f"{title}（{_span(history)}）："], []
+    title = words["region_title"].format(area=area, n=len(history.days))
+    span = _span(words, history)
+    lines, summaries = [words["lines_head"].format(title=title, span=span)], []
     with _style():
         rows = (len(panels) + 1) // 2
         height = 0.4 + 2 * rows
@@ -175,20 +244,30 @@ def _region_chart(
                 metric = names[key]
                 axes.bar(range(len(values)), values, bottom=bottom, label=metric.label, width=0.7)
                 bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-                lines.append(f"  {metric.label}（{unit}）：{_listed(history.days, history.region[key])}")
-            axes.set_title(f"{panel}（{unit}）", fontsize=10)
+                listed = _listed(words, history.days, history.region[key])
+                lines.append(words["metric_line"].format(label=metric.label, unit=unit, values=listed))
+            axes.set_title(words["with_unit"].format(panel, unit), fontsize=10)
             if len(keys) > 1:
                 axes.legend(fontsize=7, frameon=False)
-            _axis(axes, ticks)
-            summaries.append(f"{panel}{_trend(history.days, _combined(history.region, keys), unit)}")
+            _axis(words, axes, ticks)
+            trend = _trend(words, history.days, _combined(history.region, keys), unit)
+            summaries.append(words["panel_summary"].format(panel=panel, trend=trend))
         for unused in list(grid):  # an odd number of panels
             unused.set_visible(False)
         png = _png(figure)
-    alt = f"柱状图，{title}（{_span(history)}）：" + "；".join(summaries) + "。"
+    alt = words["region_alt"].format(title=title, span=span, summaries=words["summaries"].join(summaries))
     return Chart("chart-1-region.png", title, alt, tuple(lines), png, 640)
 
 
-def _area_chart(names: dict[str, Named], history: History, name: str, title: str, keys: tuple[str, ...]) -> Chart:
+def _area_chart(
+    words: dict,
+    names: dict[str, Named],
+    history: History,
+    name: str,
+    level: str,
+    title: str,
+    keys: tuple[str, ...],
+) -> Chart:
     """A table of colour, an area a row and a day a column: it stays readable with thirty areas, where thirty
     lines or bars would not. Each cell carries its figure up to ANNOTATED_CELLS; beyond, only the report date's
     column does (drawing a number is most of a chart's time, and the plain text lists them all)."""
@@ -198,7 +277,7 @@ def _area_chart(names: dict[str, Named], history: History, name: str, title: str
     rows = [(area, _combined(series, keys)) for area, series in history.areas.items()]
     rows = [(area, values) for area, values in rows if any(v is not None for v in values)] or rows
     days = history.days
-    title = f"{title}近{len(days)}天（{unit}）"
+    title = words["area_title"].format(level=level, title=title, n=len(days), unit=unit)
     with _style():
         height = 0.9 + 0.26 * len(rows)
         figure = Figure(figsize=(6.4, height), dpi=DPI)
@@ -213,7 +292,13 @@ def _area_chart(names: dict[str, Named], history: History, name: str, title: str
                 value = values[x]
                 dark = value is not None and value > 0.6 * top
                 axes.text(
-                    x, y, _short(value), ha="center", va="center", fontsize=6.5, color="white" if dark else "#222"
+                    x,
+                    y,
+                    _short(words, value),
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="white" if dark else "#222",
                 )
         axes.set_yticks(range(len(rows)), [area for area, _ in rows], fontsize=8)
         axes.set_xticks(range(len(days)), [f"{d.month}/{d.day}" for d in days], fontsize=7)
@@ -224,30 +309,36 @@ def _area_chart(names: dict[str, Named], history: History, name: str, title: str
         axes.set_title(title, fontsize=10)
         png = _png(figure)
     latest = sorted(((values[-1], area) for area, values in rows if values[-1] is not None), reverse=True)
-    top = "、".join(f"{area}{render_value(value)}{unit}" for value, area in latest[:3] if value) or "均为0"
-    alt = f"色块表，{title}，{_span(history)}，每行一地、每列一天：{_day(days[-1])}最多的是{top}。"
-    lines = [f"{title}（{_span(history)}，按日期顺序，“—”为无数据）："]
-    lines += [f"  {area}：{'、'.join(_exact(v) for v in values)}" for area, values in rows]
+    top = words["list"].join(
+        words["top_item"].format(area=area, value=render_value(value), unit=unit) for value, area in latest[:3] if value
+    )
+    span = _span(words, history)
+    alt = words["area_alt"].format(title=title, span=span, day=_day(words, days[-1]), top=top or words["all_zero"])
+    lines = [words["area_lines_head"].format(title=title, span=span)]
+    lines += [
+        words["area_line"].format(area=area, values=words["list"].join(map(_exact, values))) for area, values in rows
+    ]
     return Chart(name, title, alt, tuple(lines), png, 640)
 
 
-def _listed(days: tuple[date, ...], values: list[float | None]) -> str:
-    return "，".join(f"{d.month}/{d.day} {_exact(v)}" for d, v in zip(days, values, strict=True))
+def _listed(words: dict, days: tuple[date, ...], values: list[float | None]) -> str:
+    return words["series"].join(f"{d.month}/{d.day} {_exact(v)}" for d, v in zip(days, values, strict=True))
 
 
 def _exact(value: float | None) -> str:
     return "—" if value is None else render_value(value)
 
 
-def _trend(days: tuple[date, ...], values: list[float | None], unit: str) -> str:
+def _trend(words: dict, days: tuple[date, ...], values: list[float | None], unit: str) -> str:
     known = [(d, v) for d, v in zip(days, values, strict=True) if v is not None]
     if not known:
-        return "无数据"
+        return words["no_data"]
     peak_day, peak = max(known, key=lambda dv: (dv[1], dv[0]))
     last_day, last = known[-1]
+    said = {"day": _day(words, last_day), "value": render_value(last), "unit": unit}
     if peak_day == last_day:
-        return f"{_day(last_day)}{render_value(last)}{unit}，为期间最高"
-    return f"{_day(last_day)}{render_value(last)}{unit}，期间最高为{_day(peak_day)}{render_value(peak)}{unit}"
+        return words["peak_last"].format(**said)
+    return words["peak_earlier"].format(**said, peak_day=_day(words, peak_day), peak=render_value(peak))
 
 
 def _ticks(days: tuple[date, ...]) -> list[str]:
@@ -256,14 +347,16 @@ def _ticks(days: tuple[date, ...]) -> list[str]:
     return [f"{d.month}/{d.day}" if (len(days) - 1 - n) % step == 0 else "" for n, d in enumerate(days)]
 
 
-def _axis(axes, ticks: list[str]) -> None:
+def _axis(words: dict, axes, ticks: list[str]) -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     axes.set_xticks(range(len(ticks)), ticks, fontsize=7)
     axes.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
 
+    step, suffix = words["large"]
+
     def tick(value, _) -> str:  # one way along an axis: 120万 and 80万, not 1.2 and 1e6; 1.2万 and 0.8万, not 8000
-        return f"{value / 10000:g}万" if axes.get_ylim()[1] >= 10000 else render_value(value)
+        return f"{value / step:g}{suffix}" if axes.get_ylim()[1] >= 10000 else render_value(value)
 
     axes.yaxis.set_major_formatter(FuncFormatter(tick))
     axes.tick_params(axis="y", labelsize=7)
