@@ -41,9 +41,13 @@ class StoreAnswers:
             day: {code: {m: 100 * n + i + offset for i, m in enumerate(metrics)} for n, code in enumerate(REPORTING)}
             for day, offset in ((DAY - timedelta(days=1), 0), (DAY, 7))
         }
+        self.soft = SOFT
+
+    def statuses(self) -> list[tuple[str, str]]:
+        return [(c, "cleared" if c in REPORTING else "missing") for c in (*REPORTING, "330203")]
 
     def rows(self, name: str, params: dict) -> list[dict]:
-        statuses = [(c, "cleared" if c in REPORTING else "missing") for c in (*REPORTING, "330203")]
+        statuses = self.statuses()
         if name == "select_figures_between":
             return [
                 {
@@ -51,7 +55,7 @@ class StoreAnswers:
                     "unit_code": code,
                     "metric": metric,
                     "value": value,
-                    "qualifier": SOFT[2] if (code, metric) == SOFT[:2] else "",
+                    "qualifier": self.soft[2] if (code, metric) == self.soft[:2] else "",
                     "source_sha256": "sha",
                 }
                 for day, units in self.figures.items()

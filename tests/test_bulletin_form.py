@@ -183,30 +183,12 @@ class ProvinceAnswers(StoreAnswers):
         }
         self.soft = (reporting[2], "donated_goods_kg", "余")
 
-    def rows(self, name: str, params: dict) -> list[dict]:
-        statuses = [
+    def statuses(self) -> list[tuple[str, str]]:
+        return [
             (c, "missing" if c == self.missing else "rejected" if c == self.rejected else "cleared") for c in self.codes
         ]
-        if name == "select_figures_between":
-            return [
-                {
-                    "report_date": day.isoformat(),
-                    "unit_code": code,
-                    "metric": metric,
-                    "value": value,
-                    "qualifier": self.soft[2] if (code, metric) == self.soft[:2] else "",
-                    "source_sha256": "sha",
-                }
-                for day, units in self.figures.items()
-                for code, figures in units.items()
-                for metric, value in figures.items()
-            ]
-        if name == "select_unit_days_between":
-            return [
-                {"report_date": d.isoformat(), "unit_code": c, "status": s} for d in self.figures for c, s in statuses
-            ]
-        if name == "select_unit_days":
-            return [{"unit_code": c, "status": s} for c, s in statuses]
+
+    def rows(self, name: str, params: dict) -> list[dict]:
         if name == "select_narratives":
             body = f"{HOSTILE[0]}\n{HOSTILE[1]}"
             return [{"unit_code": self.codes[0], "headline": HOSTILE[2], "byline": HOSTILE[1], "body": body}]
@@ -404,19 +386,11 @@ class EveryUnitReportsOne(StoreAnswers):
     """Each county reports 1 for every metric on both days: any level's total is its number of counties."""
 
     def __init__(self, metrics: list[str], codes: list[str]):
-        self.codes = codes
+        self.codes, self.soft = codes, ("", "", "")  # no approximate figure
         self.figures = {day: {c: dict.fromkeys(metrics, 1) for c in codes} for day in (DAY - timedelta(days=1), DAY)}
 
-    def rows(self, name: str, params: dict) -> list[dict]:
-        if name == "select_unit_days":
-            return [{"unit_code": c, "status": "cleared"} for c in self.codes]
-        if name == "select_unit_days_between":
-            return [
-                {"report_date": d.isoformat(), "unit_code": c, "status": "cleared"}
-                for d in self.figures
-                for c in self.codes
-            ]
-        return super().rows(name, params)
+    def statuses(self) -> list[tuple[str, str]]:
+        return [(c, "cleared") for c in self.codes]
 
 
 @pytest.mark.unit
