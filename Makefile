@@ -43,7 +43,10 @@ install: ## build .venv from uv.lock (Python 3.11) with the project installed ed
 	@# PYTHONDONTWRITEBYTECODE machines would otherwise compile every import in every Airflow process
 	@$(VENV_BIN)/python -m compileall -q src dags plugins bench
 
-demo: install ## close out the sample week 2022-03-13..19, then play the hard day 2022-03-20 (receipts, reminders, 缺报, 补报)
+system-deps: ## Debian packages the bulletin's PDF and charts need (Pango, Noto CJK fonts), installed when missing
+	@bash scripts/system-deps.sh runtime
+
+demo: install system-deps ## close out the sample week 2022-03-13..19, then play the hard day 2022-03-20 (receipts, reminders, 缺报, 补报)
 	@mkdir -p $(DATA)/inbox && cp -rn $(CURDIR)/sample/inbox/. $(DATA)/inbox/
 	$(DEMO_ENV) $(VENV_BIN)/airflow db migrate > $(DATA)/airflow-db-migrate.log
 	@$(VENV_BIN)/python -m closeout.mailsink --dir $(DATA)/mail --port $(DEMO_SMTP_PORT) & sink=$$!; \
@@ -73,10 +76,11 @@ demo: install ## close out the sample week 2022-03-13..19, then play the hard da
 	echo; echo "Bulletins: $(DATA)/outbox/<date>/<edition>/bulletin.html  Mails (bulletins, receipts, reminders, alerts): $(DATA)/mail/*.eml  Logs: $(DATA)/dags-test-<date>.log"; \
 	exit $$status
 
-airflow: install ## the whole stack locally (UI on :8080, LocalExecutor, mail sink, sample inbox); Ctrl-C stops it
+airflow: install system-deps ## the whole stack locally (UI on :8080, LocalExecutor, mail sink, sample inbox); Ctrl-C stops it
 	bash scripts/local-stack.sh
 
 test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth, database test; two lanes at once)
+	@bash scripts/system-deps.sh test
 	$(VENV_BIN)/pytest -n 2 --dist loadgroup
 
 lint: install ## ruff, including Airflow 3 migration rules (AIR3)
