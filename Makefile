@@ -81,7 +81,7 @@ airflow: install system-deps ## the whole stack locally (UI on :8080, LocalExecu
 
 test: install ## run every test (needs PostgreSQL on 127.0.0.1:5432, trust auth, database test; two lanes at once)
 	@bash scripts/system-deps.sh test
-	$(VENV_BIN)/pytest -n 2 --dist loadgroup
+	bash scripts/run-tests.sh
 
 lint: install ## ruff, including Airflow 3 migration rules (AIR3)
 	$(VENV_BIN)/ruff check .

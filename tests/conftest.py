@@ -38,18 +38,9 @@ SERVICE_FIXTURES = {"db_url", "postgres_url", "smtp_sink", "airflow_db", "e2e"}
 INTEGRATION_MODULES = {"test_bulletin", "test_dag", "test_compose"}
 
 
-# `make test` runs two lanes at once (pytest-xdist, --dist loadgroup): these modules, which mostly wait on a
-# shortened clock, in one; everything else, in order, in the other. The machine has 2 cores.
-WAITING_LANE_MODULES = {"test_same_day_scheduler"}
-
-
 def pytest_collection_modifyitems(config, items):
     """Every test is `unit` (no services, seconds) unless it needs a service, a browser, or is an integration test."""
-    lanes = config.pluginmanager.hasplugin("xdist")
     for item in items:
-        if lanes:
-            waiting = item.module.__name__ in WAITING_LANE_MODULES
-            item.add_marker(pytest.mark.xdist_group("waiting" if waiting else "suite"))
         if any(item.get_closest_marker(m) for m in ("services", "browser", "integration")):
             continue
         if SERVICE_FIXTURES & set(item.fixturenames):
