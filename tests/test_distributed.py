@@ -398,8 +398,14 @@ def test_a_viewer_cannot_release_an_edition_a_rejection_sends_nothing_an_approva
     tis = {ti["task_id"]: ti["state"] for ti in task_instances(cluster, run_id)}
     assert tis["email_bulletin"] == "success", cluster.log_tails()
     [mail] = mails_for(cluster, APPROVED_DAY)
-    [(edition_sha,)] = store_rows(cluster, "SELECT content_sha256 FROM edition WHERE report_date = :d", d=APPROVED_DAY)
-    assert mailed_sha256(mail) == edition_sha
+    # what goes out is the approved edition's signed copy: the same, naming the approver as 签发人
+    draft, signed = store_rows(
+        cluster,
+        "SELECT edition_no, content_sha256 FROM edition WHERE report_date = :d ORDER BY edition_no",
+        d=APPROVED_DAY,
+    )
+    assert mailed_sha256(mail) == signed[1] != draft[1]
+    assert f"签发人：{ops[0]}" in mail.get_body(("plain",)).get_content()
 
 
 # ---- 日清日结看板: the board plugin on this deployment (FAB roles) -------------------------------------------
