@@ -136,7 +136,7 @@ def test_the_gx_result_flags_the_failing_case_only(catalogue, runner, name):
     frame = pd.DataFrame([CHECK_CASES[name][0], CHECK_CASES[name][1]], dtype=float)
     for column in negated:
         frame[f"neg__{column}"] = -frame[column]
-    failures = runner.failures(frame, expectations)
+    failures = runner.failures(frame, expectations, f"rule-{name}")
     assert [(f.meta["rule"], f.indices) for f in failures] == [(name, [1])]
     assert {type(e).__name__ for e in expectations} == {EXPECTED_TYPES[name]}
 

@@ -2,6 +2,7 @@
 order so stocks carry over, the later days re-checked once, one edition per corrected day, one summary mail, and a
 second run that changes nothing; on both stores."""
 
+import time
 from datetime import date, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from conftest import SAMPLE_INBOX, copy_day, publish, received_mails
 from test_load_and_store import close_day, figure, smtp_connect
 from test_reclose_and_reissue import register, set_line
 
+from closeout.datadocs import checks_folder
 from closeout.editions import editions_of
 from closeout.reclose import ReasonRequired
 from closeout.reclose_range import RangeRefused, changed_days, reclose_range, send_summary
@@ -46,10 +48,13 @@ def test_a_range_recloses_in_order_signs_everything_and_a_second_run_changes_not
         set_line(folder / f"{KECHENG}.csv", "isolation_central", stock + 40)
     editions_before = {d: len(editions_of(ctx, d)) for d in DAYS}
     mails_before = len(received_mails(smtp_sink.folder))
+    started = time.time()
 
     result = reclose_range(ctx, FIRST, LAST, [], "流调复核：补录一处隔离点", "ops.wang", TODAY)
 
     assert result.failed == []
+    for day in DAYS:  # each re-checked day's Data Docs were built again from its new results
+        assert (checks_folder(ctx.settings, day) / "index.html").stat().st_mtime >= started, day
     for day in DAYS:  # the cumulative shifted on the day itself and on every later published day
         assert figure(ctx, KECHENG, "confirmed_cumulative", day)[0] == cumulative[day] + 1, day
     # loaded in date order, each day's stock balances against the day before it as re-closed; the 18th, whose

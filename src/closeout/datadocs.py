@@ -36,11 +36,11 @@ def keep_results(settings: Settings, report_date: date, label: str, results: lis
     kept.with_suffix(".tmp").replace(kept)  # a reader never sees half a file
 
 
-def publish(runner, settings: Settings, report_date: date, label: str, results: list) -> Path | None:
-    """Keep these results, then rebuild the day's site from every result kept for the day; its index (None
-    when the day has no result)."""
-    keep_results(settings, report_date, label, results)
-    return build(runner, checks_folder(settings, report_date))
+def rebuild(ctx, report_date: date) -> Path | None:
+    """The day's site from the results kept for it (after reconcile_day(…, build_docs=False))."""
+    from closeout.checks import GxRunner
+
+    return build(GxRunner.shared(), checks_folder(ctx.settings, report_date))
 
 
 def group_label(stage: str, unit_codes: list[str]) -> str:

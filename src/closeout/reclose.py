@@ -38,16 +38,17 @@ def recheck_later_days(ctx: Context, report_date: date, actor: str = "", because
     return report
 
 
-def reconcile_recording(ctx: Context, day: date, because: str, actor: str = "") -> list[str]:
+def reconcile_recording(ctx: Context, day: date, because: str, actor: str = "", build_docs: bool = True) -> list[str]:
     """Reconcile a published day again: a derived figure that changes is recorded as a recalculated revision
-    (signed `actor`, reason `because`); one line per changed figure or new break."""
+    (signed `actor`, reason `because`); one line per changed figure or new break. `build_docs`: as for
+    reconcile_day."""
     from closeout.reconcile import reconcile_day
 
     key = {"report_date": day.isoformat()}
     names = ctx.unit_names()
     derived_before = _derived(ctx, day)
     breaks_before = {(r["unit_code"], r["rule"], r["metric"]) for r in ctx.store.rows("select_hard_findings", key)}
-    reconcile_day(ctx, day)
+    reconcile_day(ctx, day, build_docs)
     derived_after = _derived(ctx, day)
     recorded_at = now_local()
     revisions, lines = [], []

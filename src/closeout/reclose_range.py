@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from closeout.context import Context
+from closeout.forked import map_forked
 from closeout.reclose import ReasonRequired, RunRequest, recheck_later_days, reconcile_recording, run_request
 from closeout.store import now_local
 
@@ -114,26 +115,37 @@ def reclose_range(
             lines += [f"  {line}" for line in outcome.lines]
             if outcome.failed:
                 result.failed.append(f"{day} {outcome.lines[0] if outcome.lines else outcome.unit_name}")
-        lines += reconcile_recording(ctx, day, because, signed.actor)
+        lines += reconcile_recording(ctx, day, because, signed.actor, build_docs=False)  # finish_days
         if lines:
             result.changed[day.isoformat()] = lines
     result.changed.update(recheck_later_days(ctx, last, signed.actor, because))
-    result.editions = render_changed_editions(ctx, first, since, signed.actor)
+    result.editions = finish_days(ctx, first, last, since, signed.actor)
     return result
 
 
-def render_changed_editions(ctx: Context, first: date, since: str, actor: str) -> list[str]:
-    """The 更正/补报 edition of every day this re-close corrected (kept in the outbox, never overwritten); an
-    unchanged store renders no new one. Recalculated-only days keep their editions, as after a one-day re-close."""
-    from closeout.editions import editions_of, render_edition
+def finish_days(ctx: Context, first: date, last: date, since: str, actor: str) -> list[str]:
+    """Each re-closed day's Data Docs, and the 更正/补报 edition of every day this re-close corrected (kept in the
+    outbox, never overwritten); returns the new editions' labels. An unchanged store renders no new one.
+    Recalculated-only days keep their editions, as after a one-day re-close. The days are independent once
+    reconciled, so they are shared among the cores (closeout.forked)."""
+    from closeout.editions import editions_of
 
-    rendered = []
-    for day in sorted({r["report_date"] for r in _signed(ctx, first, since, actor) if r["kind"] != "recalculated"}):
-        before = {e.number for e in editions_of(ctx, date.fromisoformat(day))}
-        edition = render_edition(ctx, date.fromisoformat(day))
-        if edition.number not in before:
-            rendered.append(edition.label)
-    return rendered
+    signed = _signed(ctx, first, since, actor)
+    corrected = {date.fromisoformat(r["report_date"]) for r in signed if r["kind"] != "recalculated"}
+    before = {(e.report_date, e.number) for day in corrected for e in editions_of(ctx, day)}
+    days = sorted(set(days_of(first, last)) | corrected)
+    finished = map_forked(ctx, _finish_day, [(day, day in corrected) for day in days])
+    return [e.label for e in finished if e is not None and (e.report_date, e.number) not in before]
+
+
+def _finish_day(ctx: Context, day_and_corrected: tuple[date, bool]):
+    """One day's Data Docs, and its new edition when it was corrected (in a child of finish_days)."""
+    from closeout.datadocs import rebuild
+    from closeout.editions import render_edition
+
+    day, corrected = day_and_corrected
+    rebuild(ctx, day)
+    return render_edition(ctx, day) if corrected else None
 
 
 def changed_days(ctx: Context, first: date, since: str, actor: str) -> list[ChangedDay]:

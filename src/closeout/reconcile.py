@@ -119,16 +119,19 @@ def derive_cumulative(ctx: Context, report_date: date) -> list[Finding]:
     return findings
 
 
-def reconcile_checks(ctx: Context, report_date: date) -> list[Finding]:
-    """The reconcile checks of checks.yaml, run by GX against the store; the day's Data Docs are built after."""
+def reconcile_checks(ctx: Context, report_date: date, build_docs: bool = True) -> list[Finding]:
+    """The reconcile checks of checks.yaml, run by GX against the store; the day's Data Docs are built after
+    (or, `build_docs=False`, by the caller: closeout.datadocs.rebuild)."""
     from closeout.checks import GxRunner, run_store_checks  # GX only in the task that validates
-    from closeout.datadocs import publish
+    from closeout.datadocs import build, checks_folder, keep_results
 
     checks = [c for c in ctx.catalogue.checks if c.stage == "reconcile"]
     results: list = []
     runner = GxRunner.shared()
     findings = run_store_checks(runner, ctx.store.engine, checks, ctx.catalogue, report_date, ctx.unit_names(), results)
-    publish(runner, ctx.settings, report_date, "reconcile", results)
+    keep_results(ctx.settings, report_date, "reconcile", results)
+    if build_docs:
+        build(runner, checks_folder(ctx.settings, report_date))
     return findings
 
 
@@ -152,13 +155,14 @@ def quarantine_unmatched(ctx: Context, report_date: date) -> list[Finding]:
     return findings
 
 
-def reconcile_day(ctx: Context, report_date: date) -> dict[str, str]:
-    """Store reconcile findings and each unit's close-out status; returns {unit_code: status}."""
+def reconcile_day(ctx: Context, report_date: date, build_docs: bool = True) -> dict[str, str]:
+    """Store reconcile findings and each unit's close-out status; returns {unit_code: status}. `build_docs=False`
+    leaves building the day's Data Docs to the caller (a range builds its days' in parallel)."""
     day = report_date.isoformat()
     findings = derive_cumulative(ctx, report_date) + quarantine_unmatched(ctx, report_date)
     figures = read_figures(ctx, report_date)
     findings += previous_day_open(ctx, figures)
-    findings += reconcile_checks(ctx, report_date)
+    findings += reconcile_checks(ctx, report_date, build_docs)
     loaded_status = {r["unit_code"]: r["status"] for r in ctx.store.rows("select_unit_days", {"report_date": day})}
     excused = {
         r["unit_code"]: f"{r['reason']}（{r['marked_by']} 标记）"
