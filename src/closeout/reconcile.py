@@ -123,7 +123,7 @@ def reconcile_checks(ctx: Context, report_date: date, build_docs: bool = True) -
     """The reconcile checks of checks.yaml, run by GX against the store; the day's Data Docs are built after
     (or, `build_docs=False`, by the caller: closeout.datadocs.rebuild)."""
     from closeout.checks import GxRunner, run_store_checks  # GX only in the task that validates
-    from closeout.datadocs import build, checks_folder, keep_results
+    from closeout.datadocs import keep_results, rebuild
 
     checks = [c for c in ctx.catalogue.checks if c.stage == "reconcile"]
     results: list = []
@@ -131,7 +131,7 @@ def reconcile_checks(ctx: Context, report_date: date, build_docs: bool = True) -
     findings = run_store_checks(runner, ctx.store.engine, checks, ctx.catalogue, report_date, ctx.unit_names(), results)
     keep_results(ctx.settings, report_date, "reconcile", results)
     if build_docs:
-        build(runner, checks_folder(ctx.settings, report_date))
+        rebuild(ctx, report_date)
     return findings
 
 
