@@ -7,7 +7,10 @@ measured three ways in the same run, and whether the store then holds exactly th
               reconcile_day, render_bulletin — for the second day, so the cross-day checks run (the first day
               is closed, untimed, just before);
   Airflow     `airflow dags test daily_closeout DAY` in a subprocess (a mail sink on loopback, no sign-off),
-              timed as a whole command, the first day again closed untimed in-process beforehand.
+              timed as a whole command, the first day again closed untimed in-process beforehand;
+  floor       Airflow's own part of that: `airflow dags test` of a DAG of the same shape (one task, as many
+              mapped instances as load groups, then the same number of tasks after them) whose tasks do nothing,
+              without this project's DAGs or plugins — start-up, the in-process execution API, running each task.
 
 After every measurement the store is queried and compared with the generated data (every figure, the per-metric
 sums, the derived cumulatives, every unit cleared, no finding); any difference makes the run exit non-zero.
@@ -63,7 +66,8 @@ class Measurement:
     limit_s: float | None = None
     in_process_s: float | None = None
     airflow_s: float | None = None
-    in_process_steps: dict[str, float] = field(default_factory=dict)  # plan, load, reconcile, render
+    floor_s: float | None = None  # Airflow's own part of airflow_s: the same DAG shape doing nothing
+    in_process_steps: dict[str, float] = field(default_factory=dict)  # plan, load, reconcile, render; GX within
     airflow_steps: dict[str, float] = field(default_factory=dict)  # start-up, then seconds per task id
     problems: list[str] = field(default_factory=list)  # correctness: anything here fails the run
 
@@ -198,13 +202,45 @@ def verify_limit_table(db_url: str, dataset: Dataset, day: date) -> list[str]:
 # ---- b: the package in one process -------------------------------------------------------------------------
 
 
+@contextmanager
+def time_spent_in(owner, name: str, totals: dict[str, float], key: str) -> Iterator[None]:
+    """Add the seconds spent in owner.name (a module function or a method, looked up when called) to totals[key]."""
+    original = getattr(owner, name)
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            totals[key] = totals.get(key, 0.0) + time.perf_counter() - started
+
+    setattr(owner, name, timed)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
 def close_day_in_process(ctx, day: date) -> dict[str, float]:
-    """What the DAG does for one day, in one process, timed step by step; raises if a unit is not loaded."""
+    """What the DAG does for one day, in one process, timed step by step; raises if a unit is not loaded. Of those
+    steps' time, what Great Expectations took: its validation runs (load and reconcile) and the Data Docs site."""
+    from closeout import datadocs
+    from closeout.checks import GxRunner
+
+    steps: dict[str, float] = {"gx validations": 0.0, "data docs": 0.0}
+    with (
+        time_spent_in(GxRunner, "_run", steps, "gx validations"),
+        time_spent_in(datadocs, "build", steps, "data docs"),
+    ):
+        return _close_day_in_process(ctx, day, steps)
+
+
+def _close_day_in_process(ctx, day: date, steps: dict[str, float]) -> dict[str, float]:
     from closeout.load import load_group
     from closeout.pipeline import plan_unit_groups, render_bulletin
     from closeout.reconcile import reconcile_day
 
-    steps, started = {}, time.perf_counter()
+    started = time.perf_counter()
     groups = plan_unit_groups(ctx)
     steps["plan"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -254,13 +290,15 @@ def migrate_airflow(env: dict[str, str], log: Path) -> float:
     return time.perf_counter() - started
 
 
-def airflow_day(env: dict[str, str], day: date, log: Path) -> tuple[float, int, dict[str, float]]:
-    """Seconds for the whole `airflow dags test daily_closeout DAY` command, its exit code, and where the time
+def airflow_day(
+    env: dict[str, str], day: date, log: Path, dag_id: str = "daily_closeout"
+) -> tuple[float, int, dict[str, float]]:
+    """Seconds for the whole `airflow dags test DAG_ID DAY` command, its exit code, and where the time
     went according to its log (start-up before the first task, then each task's seconds)."""
     started_at, started = datetime.now(UTC), time.perf_counter()
     with open(log, "w", encoding="utf-8") as out:
         result = subprocess.run(
-            [str(VENV_BIN / "airflow"), "dags", "test", "daily_closeout", day.isoformat()],
+            [str(VENV_BIN / "airflow"), "dags", "test", dag_id, day.isoformat()],
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -271,6 +309,64 @@ def airflow_day(env: dict[str, str], day: date, log: Path) -> tuple[float, int, 
 
 # `dags test` logs "[DAG TEST] starting task_id=… map_index=…" and "… end task task_id=…" with UTC timestamps.
 DAG_TEST_LINE = re.compile(r"^(\S+Z) .*\[DAG TEST\] (starting|end task) task_id=(\w+) map_index=(-?\d+)")
+
+
+# Airflow's floor for a day: daily_closeout's shape, every task doing nothing (filled in by airflow_floor)
+FLOOR_DAG = '''"""Airflow's own cost of running daily_closeout's shape: every task does nothing (bench/run.py)."""
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="airflow_floor", schedule=None, start_date=pendulum.datetime(2022, 1, 1, tz="Asia/Shanghai"))
+def airflow_floor():
+    @task
+    def plan():
+        return list(range({mapped}))
+
+    @task
+    def group(item):
+        return item
+
+    @task
+    def step():
+        return None
+
+    previous = group.expand(item=plan())
+    for n in range({after}):
+        current = step.override(task_id=f"step_{{n}}")()
+        previous >> current
+        previous = current
+
+
+airflow_floor()
+'''
+
+
+def dag_shape(log: Path) -> tuple[int, int]:
+    """(mapped task instances, unmapped task instances) that a `dags test` log shows started."""
+    starts = [m for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+              if (m := DAG_TEST_LINE.match(line)) and m[2] == "starting"]  # fmt: skip
+    mapped = sum(1 for m in starts if int(m[4]) >= 0)
+    return mapped, len(starts) - mapped
+
+
+def airflow_floor(env: dict[str, str], day: date, shape: tuple[int, int], work: Path) -> tuple[float, int]:
+    """Seconds and exit code of `airflow dags test` for a DAG of this shape whose tasks do nothing, run with
+    this project's DAGs and plugins out of the way: what Airflow itself costs for such a day."""
+    mapped, unmapped = shape
+    folder = work / f"floor-{mapped}-{unmapped}"
+    (folder / "dags").mkdir(parents=True, exist_ok=True)
+    (folder / "plugins").mkdir(exist_ok=True)
+    (folder / "dags" / "airflow_floor.py").write_text(
+        FLOOR_DAG.format(mapped=mapped, after=max(unmapped - 1, 0)), encoding="utf-8"
+    )
+    settings = {
+        **env,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(folder / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(folder / "plugins"),
+    }
+    seconds, code, _ = airflow_day(settings, day, folder / "dags-test.log", dag_id="airflow_floor")
+    return seconds, code
 
 
 def airflow_task_seconds(log: Path, started_at: datetime) -> dict[str, float]:
@@ -394,8 +490,11 @@ def measure_scale(
     with_airflow: bool,
     airflow_settings: dict[str, str] | None,
     profile_dir: Path | None,
+    floors: dict[tuple[int, int], float] | None = None,
 ) -> Measurement:
+    """One row of the table. `floors` keeps Airflow's floor per DAG shape: one scale's backends share it."""
     day = dataset.days[-1]
+    floors = {} if floors is None else floors
     result = Measurement(dataset.scale, backend, len(dataset.unit_codes), dataset.figure_count(day))
     label = f"{dataset.scale}_{backend}"
 
@@ -445,6 +544,13 @@ def measure_scale(
                 result.problems.append(f"airflow dags test exited {code}; log: {log}")
             result.problems += [p for d in dataset.days[:-1] for p in verify_store(url, dataset, d)]
             result.problems += verify_store(url, dataset, day, delivered=True)  # the day Airflow closed and mailed
+        shape = dag_shape(log)
+        if shape not in floors:
+            seconds, code = airflow_floor(airflow_settings or {}, day, shape, work)
+            if code != 0:
+                result.problems.append(f"airflow dags test of the floor DAG exited {code}; log under {work}")
+            floors[shape] = seconds
+        result.floor_s = floors[shape]
 
     attempt("limit", limit)
     attempt("in-process", in_process)
@@ -506,6 +612,7 @@ def run_bench(
                 f"{scale}: {len(dataset.unit_codes)} units, {dataset.groups} load groups, "
                 f"{len(dataset.days)} days generated; timing {dataset.days[-1]}"
             )
+            floors: dict[tuple[int, int], float] = {}
             for backend in backends:
                 measurement = measure_scale(
                     dataset,
@@ -515,6 +622,7 @@ def run_bench(
                     scale in airflow_scales,
                     airflow_settings,
                     profile_dir,
+                    floors,
                 )
                 progress(row_line(measurement) + ("" if measurement.ok else "  ← PROBLEMS"))
                 results.append(measurement)
@@ -527,8 +635,9 @@ def run_bench(
 # ---- the table ---------------------------------------------------------------------------------------------
 
 TABLE_HEAD = (
-    "| scale | backend | units | figures | limit s | in-process s | in-process / limit | Airflow s | Airflow / limit |\n"
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+    "| scale | backend | units | figures | limit s | in-process s | in-process / limit | Airflow s | Airflow / limit "
+    "| Airflow floor s | Airflow − floor s |\n"
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
 )
 
 
@@ -546,18 +655,24 @@ def row_line(m: Measurement) -> str:
     return (
         f"| {m.scale} | {m.backend} | {m.units:,} | {m.figures:,} | {_seconds(m.limit_s)} | "
         f"{_seconds(m.in_process_s)} | {_ratio(m.in_process_s, m.limit_s)} | {_seconds(m.airflow_s)} | "
-        f"{_ratio(m.airflow_s, m.limit_s)} |"
+        f"{_ratio(m.airflow_s, m.limit_s)} | {_seconds(m.floor_s)} | "
+        f"{_seconds(None if m.airflow_s is None or m.floor_s is None else m.airflow_s - m.floor_s)} |"
     )
 
 
 def steps_table(results: list[Measurement]) -> str:
-    lines = ["| scale | backend | plan s | load s | reconcile s | render s |", "|---|---|--:|--:|--:|--:|"]
+    """The in-process day by step; then, across load and reconcile, what GX took: its validation runs and building
+    the day's Data Docs."""
+    lines = [
+        "| scale | backend | plan s | load s | reconcile s | render s | of which GX validations s | GX Data Docs s |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
     for m in results:
         if m.in_process_steps:
             s = m.in_process_steps
             lines.append(
                 f"| {m.scale} | {m.backend} | {s['plan']:.2f} | {s['load']:.2f} | {s['reconcile']:.2f} | "
-                f"{s['render']:.2f} |"
+                f"{s['render']:.2f} | {s['gx validations']:.2f} | {s['data docs']:.2f} |"
             )
     return "\n".join(lines)
 

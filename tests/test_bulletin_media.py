@@ -7,6 +7,7 @@ to `artefacts/` (CLOSEOUT_ARTEFACTS overrides). Under CI a missing tool fails th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -199,3 +200,32 @@ def test_neither_the_dag_nor_the_bulletin_imports_the_renderers_until_rendering(
     )
     loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_charts_find_the_cjk_font_installed_after_matplotlib_listed_the_fonts(tmp_path, monkeypatch):
+    """matplotlib lists the system fonts once and keeps the list on disk: on a machine where fonts-noto-cjk came
+    after matplotlib's first run, the font is missing from that list, though installed. The charts add it."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    from closeout import charts
+
+    require("fc-list")
+    manager = font_manager.fontManager
+    listed = list(manager.ttflist)
+    monkeypatch.setattr(matplotlib, "get_cachedir", lambda: str(tmp_path))  # the rescanned list is written here
+    manager.ttflist = [f for f in listed if "CJK" not in f.fname]  # the list as cached before the fonts came
+    manager._findfont_cached.cache_clear()  # noqa: SLF001 — findfont remembers its last answers
+    try:
+        with pytest.raises(ValueError):
+            font_manager.findfont(font_manager.FontProperties(family=charts.CHART_FONT), fallback_to_default=False)
+        uncached = getattr(charts._cjk_font, "__wrapped__", charts._cjk_font)  # this process may have asked before
+        assert uncached() == charts.CHART_FONT
+        found = font_manager.findfont(font_manager.FontProperties(family=charts.CHART_FONT), fallback_to_default=False)
+        assert "CJK" in found
+        assert any(
+            "CJK" in f["fname"] for f in json.loads(next(tmp_path.glob("fontlist-*.json")).read_text())["ttflist"]
+        )
+    finally:
+        manager.ttflist = listed
+        manager._findfont_cached.cache_clear()  # noqa: SLF001

@@ -376,16 +376,36 @@ def _style():
     )
 
 
+@functools.cache
 def _cjk_font() -> str:
     from matplotlib import font_manager
 
-    try:
-        font_manager.findfont(font_manager.FontProperties(family=CHART_FONT), fallback_to_default=False)
-    except ValueError as exc:
+    def found() -> bool:
+        try:
+            font_manager.findfont(font_manager.FontProperties(family=CHART_FONT), fallback_to_default=False)
+        except ValueError:
+            return False
+        return True
+
+    if not found():
+        _add_fonts_installed_since_cached(font_manager)
+    if not found():
         raise RuntimeError(
             f"图表所需中文字体 {CHART_FONT} 未安装（Debian/Ubuntu：apt-get install fonts-noto-cjk），否则汉字将显示为方框"
-        ) from exc
+        )
     return CHART_FONT
+
+
+def _add_fonts_installed_since_cached(font_manager) -> None:
+    """matplotlib lists the system's fonts once and caches the list on disk: fonts installed after its first run
+    (matplotlib installed before the Debian packages) are not in it. Add them to the list and to its cache."""
+    import matplotlib
+
+    manager = font_manager.fontManager
+    for path in font_manager.findSystemFonts():
+        if "CJK" in path and path not in {f.fname for f in manager.ttflist}:
+            manager.addfont(path)
+    font_manager.json_dump(manager, f"{matplotlib.get_cachedir()}/fontlist-v{manager.__version__}.json")
 
 
 def _png(figure) -> bytes:
