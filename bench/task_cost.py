@@ -1,8 +1,12 @@
 """make bench: the fixed cost of one fresh group task — what a worker pays before and around the work itself,
-whatever the group's size. It runs what `load_unit_group` runs for a group of one unit, in a new interpreter, as
-a Celery or LocalExecutor worker would, and times each step from inside that process:
+whatever the group's size. It runs what `load_unit_group` runs for a group of one unit, in a new process, and
+times each step from inside that process, two ways:
 
-  interpreter    python starting, until the first line of the task runs
+  cold  a new interpreter, as a LocalExecutor worker or a Celery worker without closeout.worker runs a task;
+  warm  a process forked from one that ran closeout.worker's warm-up first (untimed), as Airflow forks each task
+        from a Celery worker started with AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=closeout.worker.CELERY_CONFIG.
+
+  start          python starting (cold) or the fork (warm), until the first line of the task runs
   imports        closeout.load and what it pulls in (pandas, SQLAlchemy, the parsers)
   context        settings, the registry, the store's engine and schema check
   gx             Great Expectations imported and its context built (only tasks that validate pay it)
@@ -28,13 +32,22 @@ from pathlib import Path
 from bench.generate import DEFAULT_SEED, generate
 from bench.run import DEFAULT_PG_ADMIN_URL, closeout_env, fresh_store
 
-STEPS = ("interpreter", "imports", "context", "gx", "load")
+STEPS = ("start", "imports", "context", "gx", "load")
+WORKERS = ("cold", "warm")
 
-# Runs in the fresh interpreter; prints its step times as JSON on the last line.
+# Runs in the fresh interpreter (cold) or in a child it forks after the worker's warm-up (warm); prints its step
+# times as JSON on the last line, with its total from its start to its exit.
 TASK = """
-import json, sys, time
+import json, os, sys, time
 started = float(sys.argv[1])
-steps = {"interpreter": time.time() - started}
+if sys.argv[5] == "warm":
+    from closeout.worker import import_task_modules
+    import_task_modules()  # what the worker did before forking its pool: no task pays it
+    started = time.time()
+    child = os.fork()
+    if child:
+        os._exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+steps = {"start": time.time() - started}
 t = time.perf_counter()
 from datetime import date
 from closeout.context import Context
@@ -53,6 +66,7 @@ t = time.perf_counter()
 [outcome] = load_group(ctx, date.fromisoformat(sys.argv[2]), [sys.argv[3]])
 assert outcome.status == "loaded", outcome
 steps["load"] = time.perf_counter() - t
+steps["total"] = time.time() - started
 print(json.dumps(steps), flush=True)
 # As Airflow's task runner ends a task process (os._exit after flushing, airflow.sdk.execution_time.supervisor):
 # no interpreter finalisation, which with GX and pandas loaded would add 0.6-0.9 s a worker never pays.
@@ -74,7 +88,7 @@ def _bytecode_env() -> dict[str, str]:
 
 
 def measure(
-    backend: str, work: Path, pg_admin_url: str, repeats: int, exit_as: str = "task-runner"
+    backend: str, work: Path, pg_admin_url: str, repeats: int, exit_as: str = "task-runner", worker: str = "cold"
 ) -> list[dict[str, float]]:
     dataset = generate("city", work / "data", days=1, seed=DEFAULT_SEED)
     day, unit = dataset.days[0], dataset.unit_codes[0]
@@ -84,7 +98,7 @@ def measure(
             env = closeout_env(dataset, db_url, work / f"run{attempt}")
             started = time.time()
             done = subprocess.run(
-                [sys.executable, "-c", TASK, repr(started), day.isoformat(), unit, exit_as],
+                [sys.executable, "-c", TASK, repr(started), day.isoformat(), unit, exit_as, worker],
                 env={**env, **_bytecode_env(), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "src")},
                 capture_output=True,
                 text=True,
@@ -94,7 +108,8 @@ def measure(
             if done.returncode != 0:
                 raise SystemExit(f"the task failed:\n{done.stderr[-3000:]}")
             steps = json.loads(done.stdout.strip().splitlines()[-1])
-            runs.append({**steps, "total": total})
+            # Warm: the task is the forked child, from the fork to its exit; the worker's warm-up is not a task's.
+            runs.append(steps if worker == "warm" else {**steps, "total": total})
     return runs
 
 
@@ -110,17 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         help="end the process as Airflow's task runner does (os._exit), or with the interpreter's finalisation",
     )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="closeout-task-cost-") as work:
-        runs = measure(args.backend, Path(work), args.pg_admin_url, args.repeats, args.exit)
-    best = min(runs, key=lambda r: r["total"])
-    print(f"\nA fresh group task ({args.backend}, quietest of {len(runs)}):")
-    print("| " + " | ".join(f"{s} s" for s in (*STEPS, "total")) + " |")
-    print("|" + "--:|" * (len(STEPS) + 1))
-    print("| " + " | ".join(f"{best[s]:.2f}" for s in (*STEPS, "total")) + " |")
-    fixed = best["total"] - best["load"]
-    rest = best["total"] - sum(best[s] for s in STEPS)
+    best = {}
+    for worker in WORKERS:
+        with tempfile.TemporaryDirectory(prefix="closeout-task-cost-") as work:
+            runs = measure(args.backend, Path(work), args.pg_admin_url, args.repeats, args.exit, worker)
+        best[worker] = min(runs, key=lambda r: r["total"])
+    print(f"\nA fresh group task ({args.backend}, quietest of {args.repeats} each):")
+    print("| worker | " + " | ".join(f"{s} s" for s in (*STEPS, "total")) + " | fixed cost s |")
+    print("|---|" + "--:|" * (len(STEPS) + 2))
+    for worker, steps in best.items():
+        cells = " | ".join(f"{steps[s]:.2f}" for s in (*STEPS, "total"))
+        print(f"| {worker} | {cells} | {steps['total'] - steps['load']:.2f} |")
     print(
-        f"fixed cost (everything but the load itself): {fixed:.2f} s, of which {rest:.2f} s starting and ending the process; target ≤ 3 s"
+        "fixed cost: everything but the load itself; target ≤ 3 s. warm: forked from a worker that ran closeout.worker"
     )
     return 0
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import unicodedata
+from pathlib import Path
 
 import pytest
 from cluster import DAG_ID, ROOT, AirflowCluster, deployment_env
@@ -73,6 +74,7 @@ def cluster(tmp_path_factory, redis_broker):
             AIRFLOW__CORE__AUTH_MANAGER="airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
             AIRFLOW__CELERY__BROKER_URL=redis_broker,
             AIRFLOW__CELERY__RESULT_BACKEND="db+" + meta_url.replace("+psycopg2", ""),
+            AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS="closeout.worker.CELERY_CONFIG",  # as docker-compose.yaml
             # Only the runs this test triggers: no scheduled run for today's date.
             AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
             # A dead worker's task is noticed after 20 s instead of 5 min.
@@ -247,6 +249,13 @@ def test_clean_day_runs_across_both_workers(cluster, capsys):
     assert {ti["hostname"] for ti in ran} <= set(WORKERS), "every task ran on one of the Celery workers"
     loads = [ti for ti in tis if ti["task_id"] == "load_unit_group"]
     assert len(loads) == 7 and {ti["pool"] for ti in loads} == {"closeout_unit_loads"}
+    run_logs = Path(cluster.env["AIRFLOW_HOME"]) / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    task_logs = sorted((run_logs / "task_id=load_unit_group").rglob("*.log"))
+    assert len(task_logs) == len(loads)
+    # Forked from a worker that imported Great Expectations before the task came: no load imports it again.
+    texts = [task_log.read_text() for task_log in task_logs]
+    assert not [t for t in texts if "Great Expectations: imported in" in t]
+    assert sum("Great Expectations: already imported in this process" in t for t in texts) >= 6  # one per county
     most = most_at_once(loads)
     with capsys.disabled():
         print(

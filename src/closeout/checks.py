@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +36,23 @@ ROW_RULES = {
 }
 
 
+log = logging.getLogger(__name__)
+
+
+def import_gx():
+    """Great Expectations, its loggers quieted first: it logs hundreds of INFO lines while importing, which would
+    bury task logs. Says in the task log whether this process had it already (a warm worker: closeout.worker)."""
+    if "great_expectations" in sys.modules:
+        log.info("Great Expectations: already imported in this process (warm worker or earlier task)")
+        return sys.modules["great_expectations"]
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    started = time.perf_counter()
+    import great_expectations as gx
+
+    log.info("Great Expectations: imported in %.1f s", time.perf_counter() - started)
+    return gx
+
+
 @dataclass(frozen=True)
 class Failure:
     meta: dict  # the expectation's meta: which rule (and check) it stands for
@@ -54,9 +73,7 @@ class GxRunner:
         return cls._shared
 
     def __init__(self) -> None:
-        # Before the import: GX logs hundreds of INFO lines while importing, which would bury task logs.
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        import great_expectations as gx
+        gx = import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.gx = gx

@@ -1,0 +1,31 @@
+"""Celery workers that start warm. Airflow runs each task in a process forked from a worker's pool process
+(airflow.sdk.execution_time.supervisor), so whatever the worker imported before forking its pool, every task
+has without importing it again. Imported here, once per worker: the package's loading path (pandas, SQLAlchemy,
+the parsers) and Great Expectations, which alone is most of a fresh load group's fixed cost (bench/task_cost.py).
+matplotlib and WeasyPrint are left out: one task a day renders.
+
+Enabled by AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=closeout.worker.CELERY_CONFIG (docker-compose.yaml sets it):
+Airflow's Celery settings, unchanged, from a module whose import registers the warm-up with the worker.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+from celery.signals import worker_init
+
+CELERY_CONFIG = DEFAULT_CELERY_CONFIG
+
+
+@worker_init.connect
+def _warm_up(**_) -> None:
+    """In the worker's main process, before the pool is forked (the scheduler imports this module too, but only a
+    worker sends worker_init)."""
+    import_task_modules()
+
+
+def import_task_modules() -> None:
+    import closeout.load  # noqa: F401 — imported for the tasks forked later
+    import closeout.reconcile  # noqa: F401
+    from closeout.checks import import_gx
+
+    import_gx()
