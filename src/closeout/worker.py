@@ -1,8 +1,8 @@
 """Celery workers that start warm. Airflow runs each task in a process forked from a worker's pool process
 (airflow.sdk.execution_time.supervisor), so whatever the worker imported before forking its pool, every task
 has without importing it again. Imported here, once per worker: the package's loading path (pandas, SQLAlchemy,
-the parsers) and Great Expectations, which alone is most of a fresh load group's fixed cost (bench/task_cost.py).
-matplotlib and WeasyPrint are left out: one task a day renders.
+the parsers) and Great Expectations, which alone is most of a fresh load group's fixed cost (bench/task_cost.py),
+and what rendering and mailing an edition import when they first run (matplotlib, WeasyPrint, the CSS inliner).
 
 Enabled by AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=closeout.worker.CELERY_CONFIG (docker-compose.yaml sets it):
 Airflow's Celery settings, unchanged, from a module whose import registers the warm-up with the worker.
@@ -24,7 +24,14 @@ def _warm_up(**_) -> None:
 
 
 def import_task_modules() -> None:
-    import closeout.load  # noqa: F401 — imported for the tasks forked later
+    # Imported for the tasks the worker forks later, not used here.
+    import css_inline  # noqa: F401
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import weasyprint  # noqa: F401
+
+    import closeout.editions  # noqa: F401
+    import closeout.load  # noqa: F401
+    import closeout.mailer  # noqa: F401
     import closeout.reconcile  # noqa: F401
     from closeout.checks import import_gx
 
