@@ -350,8 +350,8 @@ def dag_shape(log: Path) -> tuple[int, int]:
     return mapped, len(starts) - mapped
 
 
-def airflow_floor(env: dict[str, str], day: date, shape: tuple[int, int], work: Path) -> tuple[float, int]:
-    """Seconds and exit code of `airflow dags test` for a DAG of this shape whose tasks do nothing, run with
+def airflow_floor(env: dict[str, str], day: date, shape: tuple[int, int], work: Path) -> tuple[float, int, Path]:
+    """Seconds, exit code and log of `airflow dags test` for a DAG of this shape whose tasks do nothing, run with
     this project's DAGs and plugins out of the way: what Airflow itself costs for such a day."""
     mapped, unmapped = shape
     folder = work / f"floor-{mapped}-{unmapped}"
@@ -365,8 +365,9 @@ def airflow_floor(env: dict[str, str], day: date, shape: tuple[int, int], work: 
         "AIRFLOW__CORE__DAGS_FOLDER": str(folder / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(folder / "plugins"),
     }
-    seconds, code, _ = airflow_day(settings, day, folder / "dags-test.log", dag_id="airflow_floor")
-    return seconds, code
+    log = folder / "dags-test.log"
+    seconds, code, _ = airflow_day(settings, day, log, dag_id="airflow_floor")
+    return seconds, code, log
 
 
 def airflow_task_seconds(log: Path, started_at: datetime) -> dict[str, float]:
@@ -544,13 +545,17 @@ def measure_scale(
                 result.problems.append(f"airflow dags test exited {code}; log: {log}")
             result.problems += [p for d in dataset.days[:-1] for p in verify_store(url, dataset, d)]
             result.problems += verify_store(url, dataset, day, delivered=True)  # the day Airflow closed and mailed
-        shape = dag_shape(log)
+            if code == 0:
+                result.floor_s = floor_of(dag_shape(log))
+
+    def floor_of(shape: tuple[int, int]) -> float | None:
+        """Airflow's floor for this shape, measured once per scale; None (and a problem) when its run failed."""
         if shape not in floors:
-            seconds, code = airflow_floor(airflow_settings or {}, day, shape, work)
+            seconds, code, log = airflow_floor(airflow_settings or {}, day, shape, work)
             if code != 0:
-                result.problems.append(f"airflow dags test of the floor DAG exited {code}; log under {work}")
-            floors[shape] = seconds
-        result.floor_s = floors[shape]
+                result.problems.append(f"airflow dags test of the floor DAG exited {code}; log: {log}")
+            floors[shape] = seconds if code == 0 else None
+        return floors[shape]
 
     attempt("limit", limit)
     attempt("in-process", in_process)

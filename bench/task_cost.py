@@ -36,18 +36,20 @@ STEPS = ("start", "imports", "context", "gx", "load")
 WORKERS = ("cold", "warm")
 
 # Runs in the fresh interpreter (cold) or in a child it forks after the worker's warm-up (warm); prints its step
-# times as JSON on the last line, with its total from its start to its exit.
+# times as JSON. Warm, the parent then prints the task's total, from the fork until the child has exited.
 TASK = """
 import json, os, sys, time
 started = float(sys.argv[1])
 if sys.argv[5] == "warm":
-    from closeout.worker import import_task_modules
-    import_task_modules()  # what the worker did before forking its pool: no task pays it
+    from closeout.worker import warm_up
+    warm_up()  # what the worker did before forking its pool: no task pays it
     started = time.time()
     child = os.fork()
     if child:
-        os._exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
-steps = {"start": time.time() - started}
+        status = os.waitpid(child, 0)[1]
+        print(json.dumps({"total": time.time() - started}), flush=True)
+        os._exit(os.waitstatus_to_exitcode(status))
+steps = {"start": time.time() - started, "gx preloaded": "great_expectations" in sys.modules}
 t = time.perf_counter()
 from datetime import date
 from closeout.context import Context
@@ -66,7 +68,6 @@ t = time.perf_counter()
 [outcome] = load_group(ctx, date.fromisoformat(sys.argv[2]), [sys.argv[3]])
 assert outcome.status == "loaded", outcome
 steps["load"] = time.perf_counter() - t
-steps["total"] = time.time() - started
 print(json.dumps(steps), flush=True)
 # As Airflow's task runner ends a task process (os._exit after flushing, airflow.sdk.execution_time.supervisor):
 # no interpreter finalisation, which with GX and pandas loaded would add 0.6-0.9 s a worker never pays.
@@ -107,9 +108,11 @@ def measure(
             total = time.time() - started
             if done.returncode != 0:
                 raise SystemExit(f"the task failed:\n{done.stderr[-3000:]}")
-            steps = json.loads(done.stdout.strip().splitlines()[-1])
-            # Warm: the task is the forked child, from the fork to its exit; the worker's warm-up is not a task's.
-            runs.append(steps if worker == "warm" else {**steps, "total": total})
+            lines = done.stdout.strip().splitlines()
+            if worker == "warm":  # the task is the forked child, from the fork to its exit; not the warm-up
+                runs.append({**json.loads(lines[-2]), **json.loads(lines[-1])})
+            else:
+                runs.append({**json.loads(lines[-1]), "total": total})
     return runs
 
 

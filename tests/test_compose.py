@@ -134,6 +134,7 @@ def test_compose_has_the_production_services_on_the_closeout_image():
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
         assert env["CLOSEOUT_DB_URL"].endswith("@postgres/closeout"), "the reporting store is its own database"
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+        assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "closeout.worker.CELERY_CONFIG"  # warm workers
         mounts = {volume.split(":")[1] for volume in service["volumes"]}
         assert {env["CLOSEOUT_INBOX"], env["CLOSEOUT_ARCHIVE"]} <= mounts, "inbox and data shared by every worker"
         assert env["CLOSEOUT_INCLUDE"] == "/opt/closeout/include"

@@ -370,14 +370,15 @@ def _style():
     return matplotlib.rc_context(
         {
             "font.family": "sans-serif",
-            "font.sans-serif": [_cjk_font()],
+            "font.sans-serif": [cjk_font()],
             "axes.unicode_minus": False,  # the CJK font has no U+2212
         }
     )
 
 
 @functools.cache
-def _cjk_font() -> str:
+def cjk_font() -> str:
+    """The charts' font, looked up once per process (a warm worker does it before forking: closeout.worker)."""
     from matplotlib import font_manager
 
     def found() -> bool:
@@ -402,10 +403,12 @@ def _add_fonts_installed_since_cached(font_manager) -> None:
     import matplotlib
 
     manager = font_manager.fontManager
-    for path in font_manager.findSystemFonts():
-        if "CJK" in path and path not in {f.fname for f in manager.ttflist}:
-            manager.addfont(path)
-    font_manager.json_dump(manager, f"{matplotlib.get_cachedir()}/fontlist-v{manager.__version__}.json")
+    listed = {f.fname for f in manager.ttflist}
+    added = [path for path in font_manager.findSystemFonts() if "CJK" in path and path not in listed]
+    for path in added:
+        manager.addfont(path)
+    if added:
+        font_manager.json_dump(manager, f"{matplotlib.get_cachedir()}/fontlist-v{manager.__version__}.json")
 
 
 def _png(figure) -> bytes:

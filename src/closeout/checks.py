@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 def import_gx():
     """Great Expectations, its loggers quieted first: it logs hundreds of INFO lines while importing, which would
     bury task logs. Says in the task log whether this process had it already (a warm worker: closeout.worker)."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     if "great_expectations" in sys.modules:
         log.info("Great Expectations: already imported in this process (warm worker or earlier task)")
         return sys.modules["great_expectations"]
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     started = time.perf_counter()
     import great_expectations as gx
 

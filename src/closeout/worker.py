@@ -10,29 +10,44 @@ Airflow's Celery settings, unchanged, from a module whose import registers the w
 
 from __future__ import annotations
 
+import gc
+import logging
+
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery.signals import worker_init
 
 CELERY_CONFIG = DEFAULT_CELERY_CONFIG
+log = logging.getLogger(__name__)
 
 
 @worker_init.connect
-def _warm_up(**_) -> None:
+def warm_up(**_) -> None:
     """In the worker's main process, before the pool is forked (the scheduler imports this module too, but only a
-    worker sends worker_init)."""
+    worker sends worker_init). Then frozen, as Airflow freezes what it preloads (celery_executor_utils): the
+    collector in a pool process never touches these objects, so their pages stay shared instead of copied."""
     import_task_modules()
+    gc.freeze()
 
 
 def import_task_modules() -> None:
+    """What the tasks import, loading first: a worker without the renderers' system libraries (Pango, the CJK
+    fonts) still starts warm for loads, and says why it could not import the rest."""
     # Imported for the tasks the worker forks later, not used here.
-    import css_inline  # noqa: F401
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import weasyprint  # noqa: F401
-
-    import closeout.editions  # noqa: F401
     import closeout.load  # noqa: F401
-    import closeout.mailer  # noqa: F401
     import closeout.reconcile  # noqa: F401
     from closeout.checks import import_gx
 
     import_gx()
+    try:
+        import css_inline  # noqa: F401
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+        import weasyprint  # noqa: F401
+
+        import closeout.editions  # noqa: F401
+        import closeout.mailer  # noqa: F401
+        from closeout.charts import cjk_font
+
+        cjk_font()  # matplotlib's font list, brought up to date once here rather than in every rendering task
+    except Exception as exc:  # noqa: BLE001 — a cold render is slower, not wrong; the render task will say why
+        log.warning("closeout worker warm-up: rendering's modules not preloaded (%s: %s)", type(exc).__name__, exc)
