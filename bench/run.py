@@ -491,11 +491,10 @@ def measure_scale(
     with_airflow: bool,
     airflow_settings: dict[str, str] | None,
     profile_dir: Path | None,
-    floors: dict[tuple[int, int], float] | None = None,
+    floors: dict[tuple[int, int], float | None],
 ) -> Measurement:
     """One row of the table. `floors` keeps Airflow's floor per DAG shape: one scale's backends share it."""
     day = dataset.days[-1]
-    floors = {} if floors is None else floors
     result = Measurement(dataset.scale, backend, len(dataset.unit_codes), dataset.figure_count(day))
     label = f"{dataset.scale}_{backend}"
 
@@ -617,7 +616,7 @@ def run_bench(
                 f"{scale}: {len(dataset.unit_codes)} units, {dataset.groups} load groups, "
                 f"{len(dataset.days)} days generated; timing {dataset.days[-1]}"
             )
-            floors: dict[tuple[int, int], float] = {}
+            floors: dict[tuple[int, int], float | None] = {}
             for backend in backends:
                 measurement = measure_scale(
                     dataset,
