@@ -130,8 +130,7 @@ def reported_metrics(catalogue_path: Path = CATALOGUE_PATH) -> tuple[list[str], 
 
 def generate(scale: str, out: Path, days: int = 2, seed: int = DEFAULT_SEED, first_day: date = FIRST_DAY) -> Dataset:
     """Write the registry, the files of `days` consecutive days from `first_day` and expected.json under `out`."""
-    spec = SCALES[scale]
-    rng = random.Random(f"{seed}:{scale}")  # a str seed is hashed with SHA-512: the same on every machine
+    spec, rng = SCALES[scale], _rng(scale, seed)
     out = Path(out)
     units = _units(spec, rng)
     metrics, derived = reported_metrics()
@@ -163,6 +162,17 @@ def generate(scale: str, out: Path, days: int = 2, seed: int = DEFAULT_SEED, fir
             (folder / f"{code}.csv").write_text("\n".join([CSV_HEADER, *rows]) + "\n", encoding="utf-8")
     _write_expected(dataset)
     return dataset
+
+
+def generate_registry(scale: str, path: Path, seed: int = DEFAULT_SEED) -> Path:
+    """Only the registry of `generate(scale, …)`, the same units, at `path`."""
+    spec = SCALES[scale]
+    _write_registry(Path(path), spec, _units(spec, _rng(scale, seed)))
+    return Path(path)
+
+
+def _rng(scale: str, seed: int) -> random.Random:
+    return random.Random(f"{seed}:{scale}")  # a str seed is hashed with SHA-512: the same on every machine
 
 
 def _units(spec: Scale, rng: random.Random) -> list[dict]:

@@ -10,7 +10,9 @@ measured three ways in the same run, and whether the store then holds exactly th
               timed as a whole command, the first day again closed untimed in-process beforehand;
   floor       Airflow's own part of that: `airflow dags test` of a DAG of the same shape (one task, as many
               mapped instances as load groups, then the same number of tasks after them) whose tasks do nothing,
-              without this project's DAGs or plugins — start-up, the in-process execution API, running each task.
+              without this project's DAGs or plugins — start-up, the in-process execution API, running each task;
+  DAG parse   every DAG file parsed with the scale's registry in a fresh interpreter that has imported airflow.sdk,
+              as the dag-processor parses them every few seconds: it should not grow with the units.
 
 After every measurement the store is queried and compared with the generated data (every figure, the per-metric
 sums, the derived cumulatives, every unit cleared, no finding); any difference makes the run exit non-zero.
@@ -67,6 +69,7 @@ class Measurement:
     in_process_s: float | None = None
     airflow_s: float | None = None
     floor_s: float | None = None  # Airflow's own part of airflow_s: the same DAG shape doing nothing
+    dag_parse_s: float | None = None  # every DAG file parsed with this scale's registry, beyond airflow.sdk
     in_process_steps: dict[str, float] = field(default_factory=dict)  # plan, load, reconcile, render; GX within
     airflow_steps: dict[str, float] = field(default_factory=dict)  # start-up, then seconds per task id
     problems: list[str] = field(default_factory=list)  # correctness: anything here fails the run
@@ -389,6 +392,45 @@ def airflow_task_seconds(log: Path, started_at: datetime) -> dict[str, float]:
     return steps
 
 
+# ---- d: parsing the DAG files ------------------------------------------------------------------------------
+
+DAG_FILES = tuple(sorted((ROOT / "dags").glob("*.py")))
+DAG_PARSE_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class DagParse:
+    seconds: float  # beyond importing airflow.sdk, which a dag-processor has already imported
+    modules: frozenset[str]  # the top-level modules the files imported
+    registry_parsed: bool  # whether the registry was parsed whole (for a trigger form's pick list)
+
+
+def dag_parse(files: tuple[Path, ...], **env: str) -> DagParse:
+    """Parse DAG files in a new interpreter that has imported airflow.sdk first, as a dag-processor has."""
+    probe = (
+        "import json, sys, time, runpy\n"
+        "import airflow.sdk, pendulum\n"
+        "before = set(sys.modules)\n"
+        "started = time.perf_counter()\n"
+        f"for path in {[str(f) for f in files]!r}: runpy.run_path(path)\n"
+        "seconds = time.perf_counter() - started\n"
+        "registry = sys.modules.get('closeout.registry')\n"
+        "parsed = bool(registry and registry._parsed_registry.cache_info().currsize)\n"
+        "print(json.dumps([seconds, sorted({m.split('.')[0] for m in set(sys.modules) - before}), parsed]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={**os.environ, **env}
+    )
+    seconds, modules, parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    return DagParse(seconds, frozenset(modules), parsed)
+
+
+def dag_parse_seconds(registry: Path) -> float:
+    """All DAG files parsed with this registry, the quickest of a few fresh interpreters."""
+    env = {"CLOSEOUT_REGISTRY": str(registry), "CLOSEOUT_DB_URL": "postgresql://nowhere.invalid/none"}
+    return min(dag_parse(DAG_FILES, **env).seconds for _ in range(DAG_PARSE_REPEATS))
+
+
 # ---- correctness -------------------------------------------------------------------------------------------
 
 
@@ -617,6 +659,10 @@ def run_bench(
                 f"{len(dataset.days)} days generated; timing {dataset.days[-1]}"
             )
             floors: dict[tuple[int, int], float | None] = {}
+            try:
+                parse_s, parse_problems = dag_parse_seconds(dataset.registry_path), []
+            except subprocess.CalledProcessError as exc:
+                parse_s, parse_problems = None, [f"parsing the DAG files failed: {' '.join(exc.stderr.split())[-400:]}"]
             for backend in backends:
                 measurement = measure_scale(
                     dataset,
@@ -628,6 +674,8 @@ def run_bench(
                     profile_dir,
                     floors,
                 )
+                measurement.dag_parse_s = parse_s
+                measurement.problems += parse_problems
                 progress(row_line(measurement) + ("" if measurement.ok else "  ← PROBLEMS"))
                 results.append(measurement)
     finally:
@@ -702,6 +750,14 @@ def airflow_steps_table(results: list[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def dag_parse_table(results: list[Measurement]) -> str:
+    """Per scale, every DAG file parsed with its registry: flat when nothing at parse time grows with the units."""
+    lines = ["| scale | units | DAG files parsed s |", "|---|--:|--:|"]
+    shown = {m.scale: m for m in results if m.dag_parse_s is not None}
+    lines += [f"| {m.scale} | {m.units:,} | {m.dag_parse_s:.3f} |" for m in shown.values()]
+    return "\n".join(lines)
+
+
 def _machine() -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), Python {sys.version.split()[0]}, load {load}"
@@ -755,6 +811,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nIn-process steps of the timed day:\n" + steps_table(results))
     if any(m.airflow_steps for m in results):
         print("\nThe Airflow day, from its log:\n" + airflow_steps_table(results))
+    print(
+        f"\nThe {len(DAG_FILES)} DAG files parsed with each scale's registry, beyond importing airflow.sdk "
+        f"(quickest of {DAG_PARSE_REPEATS}):\n" + dag_parse_table(results)
+    )
     if args.json:
         args.json.write_text(json.dumps([asdict(m) for m in results], indent=1), encoding="utf-8")
     failed = [m for m in results if not m.ok]

@@ -88,3 +88,38 @@ def test_an_edited_registry_is_read_again_and_an_unchanged_one_is_not(tmp_path):
         tmp_path, [{"code": "350102", "name": "鼓楼区", "slug": "a"}, {"code": "350103", "name": "台江区", "slug": "b"}]
     )
     assert [u.code for u in load_registry(path).units] == ["350102", "350103"]
+
+
+def block_registry(tmp_path, count: int):
+    """A registry in block style, `units` after a `groups` mapping, each unit with block-style aliases: more `- ` and
+    `code:` lines than units, so only reading its structure counts the units right."""
+    lines = ["region:", "  code: '100000'", "  name: 测试国", "  slug: testland", "  city_level:"]
+    lines += ["    code: '100001'", "    name: 国本级", "    slug: guo", "groups:", "  '11': 一省", "units:"]
+    for n in range(count):
+        code = f"11{n:04d}"
+        lines += [f"  - code: '{code}'", f"    name: 县{n}", f"    slug: county-{n}", "    group: '11'", "    aliases:"]
+        lines += [f"      - 别名{n}甲", f"      - 别名{n}乙", f"    parent_code: '{code}'"]
+    path = tmp_path / f"block-{count}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("count", [1, 199, 200, 201, 450])
+def test_the_unit_count_is_read_from_the_structure_not_the_lines(tmp_path, count):
+    from closeout.registry import lists_more_units_than
+
+    path = block_registry(tmp_path, count)
+    assert len(load_registry(path).units) == count
+    for limit in (0, 199, 200):
+        assert lists_more_units_than(path, limit) is (count > limit), limit
+
+
+def test_a_pick_list_is_offered_up_to_its_limit_and_a_larger_registry_is_not_parsed_for_it(tmp_path, monkeypatch):
+    import closeout.registry as registry
+
+    small = registry.pick_list(block_registry(tmp_path, registry.PICK_LIST_MAX - 1))
+    assert len(small[0]) == registry.PICK_LIST_MAX and small[1]["110000"] == "县0（110000）"  # with the city level
+    parsed = []
+    monkeypatch.setattr(registry, "load_registry", lambda path: parsed.append(path))
+    assert registry.pick_list(block_registry(tmp_path, registry.PICK_LIST_MAX + 1)) == ([], {})
+    assert parsed == []  # decided from the count alone: a national registry is not parsed at every DAG parse

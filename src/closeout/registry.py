@@ -230,11 +230,42 @@ def pick_list(path: Path | None = None) -> tuple[list[str], dict[str, str]]:
     Empty when the registry is too large for a list or cannot be read (the form then takes text)."""
     from closeout.settings import load_settings
 
+    path = path or load_settings().registry_path
     try:
-        registry = load_registry(path or load_settings().registry_path)
+        if lists_more_units_than(path, PICK_LIST_MAX):  # a province or country: no list, and no parse at DAG parse
+            return [], {}
+        registry = load_registry(path)
     except (OSError, ValueError, KeyError, yaml.YAMLError):
         return [], {}
     units = [u for u in registry.all_units if u.code != registry.region_code]
     if len(units) > PICK_LIST_MAX:
         return [], {}
     return [u.code for u in units], {u.code: f"{u.name}（{u.code}）" for u in units}
+
+
+def lists_more_units_than(path: Path, limit: int) -> bool:
+    """Whether the registry's `units` list has more than `limit` entries, read as YAML events only as far as the
+    entry after the limit: a national registry is not parsed whole where only its size matters."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth, key, expect_key, in_units, units = 0, None, True, False, 0
+    with open(path, encoding="utf-8") as stream:
+        for event in yaml.parse(stream, Loader=loader):
+            if isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+                in_units = in_units and depth > 1
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue  # stream and document start and end
+            if depth == 1:  # the top-level mapping: keys and their values alternate
+                if expect_key:
+                    key = event.value if isinstance(event, yaml.ScalarEvent) else None
+                else:
+                    in_units = key == "units" and isinstance(event, yaml.SequenceStartEvent)
+                expect_key = not expect_key
+            elif depth == 2 and in_units:
+                units += 1
+                if units > limit:
+                    return True
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+    return False
