@@ -676,6 +676,7 @@ def run_bench(
                 )
                 measurement.dag_parse_s = parse_s
                 measurement.problems += parse_problems
+                parse_problems = []  # reported once per scale
                 progress(row_line(measurement) + ("" if measurement.ok else "  ← PROBLEMS"))
                 results.append(measurement)
     finally:

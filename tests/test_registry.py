@@ -114,6 +114,30 @@ def test_the_unit_count_is_read_from_the_structure_not_the_lines(tmp_path, count
         assert lists_more_units_than(path, limit) is (count > limit), limit
 
 
+@pytest.mark.parametrize(
+    "text, limit, more",
+    [
+        ("units: [a]\ndivisions:\n  x: [1, 2, 3]\nextra: [1, 2, 3, 4]\n", 1, False),  # lists after the units
+        ("region:\n  units: [a, b, c]\nunits: [a]\n", 1, False),  # a `units` key deeper down is not the list
+        ("units:\n  - code: a\n    units: [x, y, z]\n", 1, False),
+        ("{region: {code: '1'}, units: [a, b, c]}\n", 2, True),  # flow style
+        ("x: &a {code: a}\nunits: [*a, *a, *a]\n", 2, True),  # aliases as entries
+        ("units: [a]\nunits: [b]\n", 1, False),  # a key given twice: the loader keeps the last
+        ("units: {a: 1, b: 2, c: 3}\n", 1, False),
+        ("units: abc\n", 1, False),
+        ("units:\n", 0, False),
+        ("", 0, False),
+        ("? {units: [1, 2, 3]}\n: v\nunits: [a]\n", 1, False),  # a complex key is not `units`
+    ],
+)
+def test_the_unit_count_follows_the_yaml_as_the_loader_reads_it(tmp_path, text, limit, more):
+    from closeout.registry import lists_more_units_than
+
+    path = tmp_path / "registry.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert lists_more_units_than(path, limit) is more
+
+
 def test_a_pick_list_is_offered_up_to_its_limit_and_a_larger_registry_is_not_parsed_for_it(tmp_path, monkeypatch):
     import closeout.registry as registry
 

@@ -230,15 +230,15 @@ def pick_list(path: Path | None = None) -> tuple[list[str], dict[str, str]]:
     Empty when the registry is too large for a list or cannot be read (the form then takes text)."""
     from closeout.settings import load_settings
 
-    path = path or load_settings().registry_path
     try:
+        path = path or load_settings().registry_path
         if lists_more_units_than(path, PICK_LIST_MAX):  # a province or country: no list, and no parse at DAG parse
             return [], {}
         registry = load_registry(path)
     except (OSError, ValueError, KeyError, yaml.YAMLError):
         return [], {}
     units = [u for u in registry.all_units if u.code != registry.region_code]
-    if len(units) > PICK_LIST_MAX:
+    if len(units) > PICK_LIST_MAX:  # the city level comes on top of the listed units
         return [], {}
     return [u.code for u in units], {u.code: f"{u.name}（{u.code}）" for u in units}
 
@@ -261,6 +261,7 @@ def lists_more_units_than(path: Path, limit: int) -> bool:
                     key = event.value if isinstance(event, yaml.ScalarEvent) else None
                 else:
                     in_units = key == "units" and isinstance(event, yaml.SequenceStartEvent)
+                    units = 0 if in_units else units  # a key given twice: the loader keeps the last
                 expect_key = not expect_key
             elif depth == 2 and in_units:
                 units += 1
