@@ -261,7 +261,7 @@ def lists_more_units_than(path: Path, limit: int) -> bool:
                     key = event.value if isinstance(event, yaml.ScalarEvent) else None
                 else:
                     in_units = key == "units" and isinstance(event, yaml.SequenceStartEvent)
-                    units = 0 if in_units else units  # a key given twice: the loader keeps the last
+                    units = 0 if in_units else units  # a key given twice: its lists are not added up
                 expect_key = not expect_key
             elif depth == 2 and in_units:
                 units += 1
