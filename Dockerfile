@@ -5,7 +5,7 @@ RUN pip install --no-cache-dir uv==0.13.8
 COPY pyproject.toml uv.lock /src/
 RUN cd /src && uv export --frozen --no-dev --no-emit-project --no-hashes -o /requirements.txt
 
-# Keep in step with apache-airflow's pin in pyproject.toml and with requires-python (tests/test_compose.py checks).
+# Keep in step with apache-airflow's pin in pyproject.toml and with requires-python (tests/integration/test_compose.py checks).
 FROM apache/airflow:3.3.2-python3.11
 USER root
 # Noto CJK: bulletins, their PDF and charts, logs and exported pages show 衢州 and the county names instead of

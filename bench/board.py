@@ -1,4 +1,5 @@
-"""make bench-board: how fast the 日清日结看板's data layer (closeout.board) serves a national fortnight.
+"""make bench-board: how fast the 日清日结看板's data layer (closeout.board.views over closeout.board.queries) serves a
+national fortnight.
 
 A generated country registry (bench/generate.py: 2,850 county-level units in 31 provinces, plus the national
 level) and a store filled set-based (PostgreSQL COPY, SQLite executemany) with 14 days of what the pipeline
@@ -29,11 +30,11 @@ from datetime import time as clock
 from pathlib import Path
 
 from bench.generate import DEFAULT_SEED, SCALES, generate
-from bench.run import BACKENDS, DEFAULT_PG_ADMIN_URL, fresh_store
-from closeout.board import BoardReader, board_status
-from closeout.registry import Registry, load_registry
-from closeout.settings import LOCAL_TZ
-from closeout.store import Store
+from bench.scenarios import BACKENDS, DEFAULT_PG_ADMIN_URL, fresh_store
+from closeout.board.views import BoardReader, board_status
+from closeout.core.clock import LOCAL_TZ
+from closeout.core.registry import Registry, load_registry
+from closeout.store.database import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_DAY = date(2022, 4, 1)

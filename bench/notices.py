@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.run import DEFAULT_PG_ADMIN_URL, fresh_store
-from closeout.mailsink import free_port
-from closeout.notices import Notice, send_notices
-from closeout.store import Store
+from bench.scenarios import DEFAULT_PG_ADMIN_URL, fresh_store
+from closeout.deliver.mailsink import free_port
+from closeout.deliver.notices import Notice, send_notices
+from closeout.store.database import Store
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
 
@@ -37,7 +37,7 @@ def notices(count: int, day: str = "2022-03-19") -> list[Notice]:
 def measure(count: int, backend: str, work: Path, pg_admin_url: str) -> float:
     port = free_port()
     sink = subprocess.Popen(
-        [sys.executable, "-m", "closeout.mailsink", "--dir", str(work / "mail"), "--port", str(port)],
+        [sys.executable, "-m", "closeout.deliver.mailsink", "--dir", str(work / "mail"), "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,4 +1,4 @@
-"""make bench-reclose: how long re-closing a year of city days takes in one run (closeout.reclose_range), and
+"""make bench-reclose: how long re-closing a year of city days takes in one run (closeout.close.reclose_range), and
 whether the cascade came out right.
 
 A generated city (6 units) and N consecutive days (default 365) are closed and published once, untimed (one load,
@@ -23,8 +23,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from bench.correctness import verify_store
 from bench.generate import CSV_HEADER, DEFAULT_SEED, Dataset, generate
-from bench.run import DEFAULT_PG_ADMIN_URL, closeout_env, context_for, fresh_store, verify_store
+from bench.scenarios import DEFAULT_PG_ADMIN_URL, closeout_env, context_for, fresh_store
 
 ACTOR, REASON = "bench (reclose)", "县里重报全年：补录一处隔离点"
 EXTRA_ISOLATED = 5  # more isolated on the first day, carried in the stock; small enough never to be a jump
@@ -32,9 +33,10 @@ EXTRA_ISOLATED = 5  # more isolated on the first day, carried in the stock; smal
 
 def publish_days(ctx, dataset: Dataset, connect, progress=print) -> None:
     """Every day closed and mailed once, as the cutoff runs did: the days a re-close may change."""
-    from closeout.load import load_group
-    from closeout.pipeline import email_bulletin, plan_unit_groups, render_bulletin
-    from closeout.reconcile import reconcile_day
+    from closeout.close.load import load_group
+    from closeout.close.plan import plan_unit_groups
+    from closeout.close.reconcile import reconcile_day
+    from closeout.orchestration.pipeline import email_bulletin, render_bulletin
 
     codes = [code for group in plan_unit_groups(ctx) for code in group["codes"]]
     for n, day in enumerate(dataset.days, start=1):
@@ -63,7 +65,7 @@ def correct_the_year(dataset: Dataset) -> str:
 
 def check_cascade(ctx, dataset: Dataset, code: str, result, editions_before: dict) -> list[str]:
     """Every change signed, one correction per re-sent stock, one recalculation per day, one new edition per day."""
-    from closeout.editions import editions_of
+    from closeout.publish.editions import editions_of
 
     problems = []
     signed = ctx.store.rows(
@@ -89,10 +91,11 @@ def check_cascade(ctx, dataset: Dataset, code: str, result, editions_before: dic
 
 def run(days: int, backend: str, work: Path, pg_admin_url: str, seed: int = DEFAULT_SEED, progress=print) -> dict:
     """Generate, publish, correct, time the range re-close; the figures and any problems."""
-    from closeout.editions import editions_of
-    from closeout.mailsink import sink_session, start_sink
-    from closeout.reclose_range import reclose_range, send_summary
-    from closeout.settings import LOCAL_TZ
+    from closeout.core.clock import LOCAL_TZ
+    from closeout.deliver.mailsink import sink_session, start_sink
+    from closeout.deliver.reclose_summary import send_summary
+    from closeout.orchestration.reclose import reclose_range
+    from closeout.publish.editions import editions_of
 
     dataset = generate("city", work / "data", days=days, seed=seed)
     today = datetime.now(LOCAL_TZ).date()

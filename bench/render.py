@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.generate import DEFAULT_SEED, SCALES, Dataset, generate
-from bench.run import BACKENDS, DEFAULT_PG_ADMIN_URL, closeout_env, context_for, fresh_store
+from bench.scenarios import BACKENDS, DEFAULT_PG_ADMIN_URL, closeout_env, context_for, fresh_store
 
 DAYS = 14
 REPEATS = 3
@@ -43,7 +43,7 @@ class RenderMeasurement:
 
 def fill_store(ctx, dataset: Dataset) -> None:
     """Every generated figure and a cleared verdict per unit and day, in one transaction."""
-    from closeout.store import now_local
+    from closeout.core.clock import now_local
 
     figures = [
         {
@@ -81,10 +81,11 @@ def timed(steps: dict[str, float], name: str, action, *args):
 
 
 def measure(dataset: Dataset, backend: str, work: Path, pg_admin_url: str, repeats: int = REPEATS) -> RenderMeasurement:
-    from closeout.bulletin import build_bulletin, chart_areas, render
-    from closeout.charts import draw_charts, drawn_charts
-    from closeout.mailer import build_message
-    from closeout.pdf import html_to_pdf
+    from closeout.deliver.mailer import build_message
+    from closeout.publish.bulletin.model import build_bulletin
+    from closeout.publish.bulletin.render import chart_areas, render
+    from closeout.publish.charts import draw_charts, drawn_charts
+    from closeout.publish.pdf import html_to_pdf
 
     result = RenderMeasurement(dataset.scale, backend, len(dataset.unit_codes))
     day = dataset.days[-1]

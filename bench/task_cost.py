@@ -2,12 +2,12 @@
 whatever the group's size. It runs what `load_unit_group` runs for a group of one unit, in a new process, and
 times each step from inside that process, two ways:
 
-  cold  a new interpreter, as a LocalExecutor worker or a Celery worker without closeout.worker runs a task;
-  warm  a process forked from one that ran closeout.worker's warm-up first (untimed), as Airflow forks each task
-        from a Celery worker started with AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=closeout.worker.CELERY_CONFIG.
+  cold  a new interpreter, as a LocalExecutor worker or a Celery worker without closeout.orchestration.worker runs a task;
+  warm  a process forked from one that ran closeout.orchestration.worker's warm-up first (untimed), as Airflow forks each task
+        from a Celery worker started with AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=closeout.orchestration.worker.CELERY_CONFIG.
 
   start          python starting (cold) or the fork (warm), until the first line of the task runs
-  imports        closeout.load and what it pulls in (pandas, SQLAlchemy, the parsers)
+  imports        closeout.close.load and what it pulls in (pandas, SQLAlchemy, the parsers)
   context        settings, the registry, the store's engine and schema check
   gx             Great Expectations imported and its context built (only tasks that validate pay it)
   load           load_group for the one unit: archive, parse, validate, store
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from bench.generate import DEFAULT_SEED, generate
-from bench.run import DEFAULT_PG_ADMIN_URL, closeout_env, fresh_store
+from bench.scenarios import DEFAULT_PG_ADMIN_URL, closeout_env, fresh_store
 
 STEPS = ("start", "imports", "context", "gx", "load")
 WORKERS = ("cold", "warm")
@@ -41,7 +41,7 @@ TASK = """
 import json, os, sys, time
 started = float(sys.argv[1])
 if sys.argv[5] == "warm":
-    from closeout.worker import warm_up
+    from closeout.orchestration.worker import warm_up
     warm_up()  # what the worker did before forking its pool: no task pays it
     started = time.time()
     child = os.fork()
@@ -52,16 +52,16 @@ if sys.argv[5] == "warm":
 steps = {"start": time.time() - started, "gx preloaded": "great_expectations" in sys.modules}
 t = time.perf_counter()
 from datetime import date
-from closeout.context import Context
-from closeout.load import load_group
-from closeout.settings import load_settings
+from closeout.store.context import Context
+from closeout.close.load import load_group
+from closeout.core.settings import load_settings
 steps["imports"] = time.perf_counter() - t
 t = time.perf_counter()
 ctx = Context(load_settings())
 ctx.store.ensure_schema()
 steps["context"] = time.perf_counter() - t
 t = time.perf_counter()
-from closeout.checks import GxRunner
+from closeout.checks.engine import GxRunner
 GxRunner.shared()
 steps["gx"] = time.perf_counter() - t
 t = time.perf_counter()
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = " | ".join(f"{steps[s]:.2f}" for s in (*STEPS, "total"))
         print(f"| {worker} | {cells} | {steps['total'] - steps['load']:.2f} |")
     print(
-        "fixed cost: everything but the load itself; target ≤ 3 s. warm: forked from a worker that ran closeout.worker"
+        "fixed cost: everything but the load itself; target ≤ 3 s. warm: forked from a worker that ran closeout.orchestration.worker"
     )
     return 0
 

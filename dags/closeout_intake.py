@@ -24,14 +24,14 @@ from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from closeout.airflow_glue import alert_ops_on_failure, alert_ops_on_retry, fail_at_once_policy
-from closeout.settings import intake_cron
+from closeout.core.settings import intake_cron
+from closeout.orchestration.airflow_glue import alert_ops_on_failure, alert_ops_on_retry, fail_at_once_policy
 
 
 def _intake_context():
     """The package context and the report date this tick works for (today, or yesterday before the opening)."""
-    from closeout.context import Context
-    from closeout.settings import intake_report_date
+    from closeout.core.clock import intake_report_date
+    from closeout.store.context import Context
 
     ctx = Context.from_env()
     dag_run = get_current_context()["dag_run"]
@@ -42,8 +42,8 @@ def _intake_context():
 
 
 def _send(ctx, due) -> int:
-    from closeout.airflow_glue import smtp
-    from closeout.notices import send_notices
+    from closeout.deliver.notices import send_notices
+    from closeout.orchestration.airflow_glue import smtp
 
     if not due:
         return 0
@@ -77,7 +77,7 @@ def _send(ctx, due) -> int:
 def closeout_intake():
     @task(task_display_name="新文件校验入库 judge_arrivals")
     def judge_arrivals() -> int:
-        from closeout.pipeline import judge_arrivals as judge
+        from closeout.orchestration.pipeline import judge_arrivals as judge
 
         ctx, report_date, _ = _intake_context()
         judged = judge(ctx, report_date)
@@ -86,14 +86,14 @@ def closeout_intake():
 
     @task(task_display_name="发送回执 send_receipts", trigger_rule="all_done")
     def send_receipts() -> int:
-        from closeout.notices import receipts_due
+        from closeout.deliver.notices import receipts_due
 
         ctx, report_date, _ = _intake_context()
         return _send(ctx, receipts_due(ctx, report_date))
 
     @task(task_display_name="截止前提醒 send_reminders", trigger_rule="all_done")
     def send_reminders() -> int:
-        from closeout.notices import reminders_due
+        from closeout.deliver.notices import reminders_due
 
         ctx, report_date, now = _intake_context()
         return _send(ctx, reminders_due(ctx, report_date, now))
@@ -105,8 +105,8 @@ def closeout_intake():
 
         from airflow.sdk.exceptions import DagRunTriggerException
 
-        from closeout.reissue import due_reissues
-        from closeout.settings import LOCAL_TZ
+        from closeout.core.clock import LOCAL_TZ
+        from closeout.publish.reissue import due_reissues
 
         ctx, _, _ = _intake_context()
         # The batch is timed on the clock the changes were recorded by (the wall clock), not the tick's date.
@@ -134,7 +134,7 @@ def closeout_intake():
 
     @task(task_display_name="结清告警 watch_deadline", trigger_rule="all_done")
     def watch_deadline() -> int:
-        from closeout.notices import deadline_alert_due
+        from closeout.deliver.notices import deadline_alert_due
 
         ctx, report_date, now = _intake_context()
         return _send(ctx, deadline_alert_due(ctx, report_date, now))

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from closeout.airflow_glue import OperatorMustAct, alert_ops_on_failure, fail_at_once_policy
-from closeout.registry import pick_list
-from closeout.settings import today_local
+from closeout.core.clock import today_local
+from closeout.core.registry import pick_list
+from closeout.orchestration.airflow_glue import OperatorMustAct, alert_ops_on_failure, fail_at_once_policy
 
 UNITS, UNIT_NAMES = pick_list()
 
@@ -59,9 +59,9 @@ def closeout_mark_absent():
     def mark_unit_absent() -> str:
         from datetime import date
 
-        from closeout.context import Context
-        from closeout.excusal import mark_absent
-        from closeout.reconcile import reconcile_day
+        from closeout.close.excusal import mark_absent
+        from closeout.close.reconcile import reconcile_day
+        from closeout.store.context import Context
 
         context = get_current_context()
         params, dag_run = context["params"], context["dag_run"]

@@ -23,9 +23,9 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from closeout.airflow_glue import OperatorMustAct, alert_ops_on_failure, fail_at_once_policy
-from closeout.registry import pick_list
-from closeout.settings import today_local
+from closeout.core.clock import today_local
+from closeout.core.registry import pick_list
+from closeout.orchestration.airflow_glue import OperatorMustAct, alert_ops_on_failure, fail_at_once_policy
 
 UNITS, UNIT_NAMES = pick_list()
 
@@ -86,10 +86,11 @@ def _form():
 def closeout_reclose_range():
     @task(task_display_name="逐日重新结清 reclose_days")
     def reclose_days() -> dict:
-        from closeout.context import Context
-        from closeout.reclose import ReasonRequired
-        from closeout.reclose_range import RangeRefused, reclose_range
-        from closeout.settings import LOCAL_TZ
+        from closeout.close.reclose import ReasonRequired
+        from closeout.close.reclose_range import RangeRefused
+        from closeout.core.clock import LOCAL_TZ
+        from closeout.orchestration.reclose import reclose_range
+        from closeout.store.context import Context
 
         first, last, units, reason, actor = _form()
         ctx, dag_run = Context.from_env(), get_current_context()["dag_run"]
@@ -116,9 +117,9 @@ def closeout_reclose_range():
 
     @task(task_display_name="发送汇总 mail_summary", trigger_rule="all_done")
     def mail_summary() -> str | None:
-        from closeout.airflow_glue import smtp
-        from closeout.context import Context
-        from closeout.reclose_range import changed_days, send_summary, summary_lines
+        from closeout.deliver.reclose_summary import changed_days, send_summary, summary_lines
+        from closeout.orchestration.airflow_glue import smtp
+        from closeout.store.context import Context
 
         outcome = get_current_context()["ti"].xcom_pull(task_ids="reclose_days")
         if not outcome:  # refused, or failed before it finished: nothing to tell

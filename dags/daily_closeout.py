@@ -35,16 +35,16 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
-from closeout.airflow_glue import (
-    APPROVE,
-    REJECT,
+from closeout.core.clock import today_local
+from closeout.core.registry import pick_list
+from closeout.core.settings import cutoff_from_env, smtp_retry_policy
+from closeout.core.vocabulary import APPROVE, REJECT
+from closeout.orchestration.airflow_glue import (
     OperatorMustAct,
     alert_ops_on_failure,
     alert_ops_on_retry,
     fail_at_once_policy,
 )
-from closeout.registry import pick_list
-from closeout.settings import cutoff_from_env, smtp_retry_policy, today_local
 
 CUTOFF_HOUR, CUTOFF_MINUTE = cutoff_from_env().split(":")
 # County loads share this pool (created by scripts/airflow-init.sh, sized by CLOSEOUT_LOAD_POOL_SLOTS) so a
@@ -60,8 +60,8 @@ def _context_and_date(logical_date):
     `airflow dags test DATE` carry no form, so the form's default never decides their day."""
     from datetime import date
 
-    from closeout.context import Context
-    from closeout.settings import report_date_for
+    from closeout.core.clock import report_date_for
+    from closeout.store.context import Context
 
     context = get_current_context()
     dag_run = context["dag_run"]
@@ -72,8 +72,8 @@ def _context_and_date(logical_date):
 
 
 def _run_request(ctx, report_date):
-    """The form's units and reason (closeout.reclose.run_request), signed by the Airflow user who triggered."""
-    from closeout.reclose import run_request
+    """The form's units and reason (closeout.close.reclose.run_request), signed by the Airflow user who triggered."""
+    from closeout.close.reclose import run_request
 
     dag_run = get_current_context()["dag_run"]
     return run_request(ctx, report_date, dag_run.conf, dag_run.triggering_user_name)
@@ -130,8 +130,8 @@ def daily_closeout():
     def plan_unit_groups(logical_date=None) -> list[dict]:
         from airflow.sdk.configuration import conf
 
-        from closeout.pipeline import plan_unit_groups as plan
-        from closeout.reclose import ReasonRequired
+        from closeout.close.plan import plan_unit_groups as plan
+        from closeout.close.reclose import ReasonRequired
 
         ctx, report_date = _context_and_date(logical_date)
         planned = plan(ctx)
@@ -153,7 +153,7 @@ def daily_closeout():
         pool=LOAD_POOL,
     )
     def load_unit_group(group: dict, logical_date=None) -> list[dict]:
-        from closeout.load import load_group
+        from closeout.close.load import load_group
 
         ctx, report_date = _context_and_date(logical_date)
         outcomes = load_group(ctx, report_date, group["codes"], _run_request(ctx, report_date).signed)
@@ -174,8 +174,8 @@ def daily_closeout():
 
     @task(task_display_name="发送回执 send_receipts", trigger_rule="all_done")
     def send_receipts(logical_date=None) -> int:
-        from closeout.airflow_glue import smtp
-        from closeout.notices import receipts_due, send_notices
+        from closeout.deliver.notices import receipts_due, send_notices
+        from closeout.orchestration.airflow_glue import smtp
 
         ctx, report_date = _context_and_date(logical_date)
         due = receipts_due(ctx, report_date)
@@ -191,7 +191,7 @@ def daily_closeout():
     def reconcile_day(logical_date=None) -> dict[str, int]:
         from collections import Counter
 
-        from closeout.reconcile import reconcile_day as reconcile
+        from closeout.close.reconcile import reconcile_day as reconcile
 
         ctx, report_date = _context_and_date(logical_date)
         counts = dict(Counter(reconcile(ctx, report_date).values()))
@@ -200,8 +200,8 @@ def daily_closeout():
 
     @task(task_display_name="复核其后各日 recheck_later_days")
     def recheck_later_days(logical_date=None) -> dict[str, list[str]]:
-        from closeout.reclose import recheck_later_days as recheck
-        from closeout.reclose import report_lines
+        from closeout.close.reclose import recheck_later_days as recheck
+        from closeout.close.reclose import report_lines
 
         ctx, report_date = _context_and_date(logical_date)
         signed = _run_request(ctx, report_date).signed
@@ -211,7 +211,7 @@ def daily_closeout():
 
     @task(task_display_name="生成日报 render_bulletin")
     def render_bulletin(logical_date=None) -> dict:
-        from closeout.pipeline import render_bulletin as render
+        from closeout.orchestration.pipeline import render_bulletin as render
 
         ctx, report_date = _context_and_date(logical_date)
         edition = render(ctx, report_date)
@@ -221,9 +221,9 @@ def daily_closeout():
     @task.short_circuit(task_display_name="是否需审核 needs_signoff", ignore_downstream_trigger_rules=False)
     def needs_signoff(edition: dict) -> dict | None:
         """The approver's page (subject, Markdown body) when the edition must wait for a person; None lets it go."""
-        from closeout import signoff
-        from closeout.context import Context
-        from closeout.editions import find_edition, sent_editions
+        from closeout.publish import signoff
+        from closeout.publish.editions import find_edition, sent_editions
+        from closeout.store.context import Context
 
         ctx, context = Context.from_env(), get_current_context()
         chosen = find_edition(ctx, edition)
@@ -271,7 +271,7 @@ def daily_closeout():
     )
 
     # none_failed: runs after a sign-off, or when none was needed (sign_off skipped); the edition's own record
-    # (closeout.signoff) refuses a pending or rejected edition whatever the task states say.
+    # (closeout.publish.signoff) refuses a pending or rejected edition whatever the task states say.
     # An SMTP server refusing or timing out: tried again with growing waits (CLOSEOUT_SMTP_RETRIES,
     # CLOSEOUT_SMTP_RETRY_DELAY); the delivery record makes sure each recipient gets one copy.
     @task(
@@ -283,12 +283,12 @@ def daily_closeout():
         max_retry_delay=timedelta(minutes=15),
     )
     def email_bulletin(edition: dict) -> dict:
-        from closeout.airflow_glue import smtp
-        from closeout.context import Context
-        from closeout.editions import EditionTampered, find_edition
-        from closeout.mailer import DeliveryUncertain
-        from closeout.pipeline import email_bulletin as email
-        from closeout.signoff import SignoffOutstanding, record_decision
+        from closeout.deliver.mailer import DeliveryUncertain
+        from closeout.orchestration.airflow_glue import smtp
+        from closeout.orchestration.pipeline import email_bulletin as email
+        from closeout.publish.editions import EditionTampered, find_edition
+        from closeout.publish.signoff import SignoffOutstanding, record_decision
+        from closeout.store.context import Context
 
         ctx = Context.from_env()
         chosen = find_edition(ctx, edition)
@@ -303,7 +303,7 @@ def daily_closeout():
 
     @task(task_display_name="结清确认 confirm_closeout")
     def confirm_closeout(logical_date=None) -> None:
-        from closeout.notices import open_units
+        from closeout.close.status import open_units
 
         ctx, report_date = _context_and_date(logical_date)
         still_open = open_units(ctx, report_date)

@@ -1,4 +1,4 @@
-"""日清日结看板 (close-out board) in the Airflow UI: the FastAPI app of `closeout.board_web`, served by the
+"""日清日结看板 (close-out board) in the Airflow UI: the FastAPI app of `closeout.board.web`, served by the
 api-server under /closeout, and an external view that puts it in the UI's navigation.
 
 Why an external view over a FastAPI app rather than a React app: the board is server-rendered HTML with a few
@@ -9,7 +9,7 @@ so the board sees the UI's login cookie and authenticates every request through 
 
 from airflow.plugins_manager import AirflowPlugin
 
-from closeout.board_web import MOUNT, create_app
+from closeout.board.web import MOUNT, create_app
 
 
 class CloseoutBoardPlugin(AirflowPlugin):

@@ -11,7 +11,7 @@ from airflow.plugins_manager import AirflowPlugin
 class ReportDateNotes:
     @hookimpl
     def on_dag_run_running(self, dag_run, msg: str) -> None:
-        from closeout.airflow_glue import run_note, with_run_note
+        from closeout.orchestration.airflow_glue import run_note, with_run_note
 
         note = run_note(dag_run.dag_id, dag_run.conf, dag_run.logical_date, dag_run.run_after)
         if note:

@@ -10,10 +10,11 @@ Run: .venv/bin/python scripts/make_hard_day.py
 from datetime import date
 from pathlib import Path
 
-from closeout.context import Context
-from closeout.ingest import discover, parse_submission
-from closeout.settings import load_settings
-from closeout.validate import collapse
+from closeout.checks.validate import collapse
+from closeout.core.settings import load_settings
+from closeout.intake.discovery import discover
+from closeout.intake.rows import parse_submission
+from closeout.store.context import Context
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY, PREVIOUS = "2022-03-20", date(2022, 3, 19)

@@ -4,7 +4,7 @@
 # Its output follows the suite's (also in artefacts/afternoon-pytest.log); the exit status is the first failure's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-AFTERNOON=tests/test_same_day_scheduler.py
+AFTERNOON=tests/integration/test_same_day_scheduler.py
 mkdir -p artefacts
 .venv/bin/pytest "$AFTERNOON" "$@" > artefacts/afternoon-pytest.log 2>&1 &
 afternoon=$!

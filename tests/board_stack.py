@@ -19,7 +19,7 @@ from unittest import mock
 
 from conftest import ROOT, SAMPLE_INBOX, copy_day
 
-from closeout.settings import LOCAL_TZ
+from closeout.core.clock import LOCAL_TZ
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 WEEK = [date(2022, 3, 13) + timedelta(days=n) for n in range(7)]
@@ -34,19 +34,20 @@ USERS = {"duty-ops": "USER", "city-viewer": "VIEWER"}  # simple auth manager rol
 def received_at(day: date, clock: str):
     """Files archived inside this block are stamped as received at `clock` local time on `day`."""
     stamp = datetime.combine(day, datetime.strptime(clock, "%H:%M").time(), LOCAL_TZ).isoformat(timespec="seconds")
-    with mock.patch("closeout.archive.now_local", return_value=stamp):
+    with mock.patch("closeout.intake.archive.now_local", return_value=stamp):
         yield
 
 
 def seed_fortnight(ctx, inbox: Path, connect) -> None:
     """Close out, render and mail the sample week and the hard day through the package, then load 开化's late file
     and mail its 补报 edition."""
-    from closeout import pipeline
-    from closeout.load import load_group
-    from closeout.reconcile import reconcile_day
+    from closeout.close.load import load_group
+    from closeout.close.plan import plan_unit_groups
+    from closeout.close.reconcile import reconcile_day
+    from closeout.orchestration import pipeline
 
     def close(day: date, codes=None) -> None:
-        for group in pipeline.plan_unit_groups(ctx):
+        for group in plan_unit_groups(ctx):
             if codes is None or set(group["codes"]) & set(codes):
                 load_group(ctx, day, group["codes"])
         reconcile_day(ctx, day)

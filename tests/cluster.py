@@ -94,7 +94,7 @@ class AirflowCluster:
         self.worker_names = workers
         self.logs = workdir / "process-logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        from closeout.mailsink import free_port  # not at module level: workers import this module too
+        from closeout.deliver.mailsink import free_port  # not at module level: workers import this module too
 
         self.processes: dict[str, Process] = {}
         self._tokens: dict[str, str] = {}

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Fixtures of the shared test cases (make_ctx, ctx_with) for every test folder.
+pytest_plugins = ["bulletin_cases"]
 SAMPLE_INBOX = ROOT / "sample" / "inbox"
 PG_ADMIN_URL = os.environ.get("CLOSEOUT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
@@ -34,21 +36,27 @@ os.environ.update(
 
 # A test that takes one of these needs a running service; `pytest -m unit` leaves it out.
 SERVICE_FIXTURES = {"db_url", "postgres_url", "smtp_sink", "airflow_db", "e2e"}
-# Whole pipelines on an embedded store, or fresh interpreters and Airflow: no service, but not seconds either.
-INTEGRATION_MODULES = {"test_bulletin", "test_dag", "test_compose"}
+FOLDERS = ("unit", "integration", "browser")  # tests/<folder>/: what a test file may need at most
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test is `unit` (no services, seconds) unless it needs a service, a browser, or is an integration test."""
+    """Markers follow the folders. tests/unit: `unit` (no services, seconds), and a test there that asks for a
+    service is an error, not a slow unit test. tests/browser: `browser`. tests/integration: `services` when the test
+    takes a service fixture, else `integration` (whole pipelines, fresh interpreters, Airflow), unless the test says
+    otherwise (an SQLite variant of a test that also runs on PostgreSQL stays `unit`)."""
     for item in items:
-        if any(item.get_closest_marker(m) for m in ("services", "browser", "integration")):
-            continue
-        if SERVICE_FIXTURES & set(item.fixturenames):
-            item.add_marker("services")
-        elif item.module.__name__ in INTEGRATION_MODULES:
-            item.add_marker("integration")
-        else:
+        folder = item.path.relative_to(ROOT / "tests").parts[0]
+        if folder not in FOLDERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives under tests/unit, tests/integration or tests/browser")
+        uses_service = bool(SERVICE_FIXTURES & set(item.fixturenames))
+        if folder == "unit":
+            if uses_service or any(item.get_closest_marker(m) for m in ("services", "browser", "integration")):
+                raise pytest.UsageError(f"{item.nodeid}: uses a service or a browser; move it to tests/integration")
             item.add_marker("unit")
+        elif folder == "browser":
+            item.add_marker("browser")
+        elif not any(item.get_closest_marker(m) for m in ("unit", "services", "browser", "integration")):
+            item.add_marker("services" if uses_service else "integration")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -115,7 +123,7 @@ def db_url(request, tmp_path):
 @contextmanager
 def running_sink(folder: Path):
     """A real SMTP server (aiosmtpd) on loopback that writes each message it accepts as a .eml file."""
-    from closeout.mailsink import start_sink
+    from closeout.deliver.mailsink import start_sink
 
     controller = start_sink(folder)
     controller.folder = folder
@@ -162,7 +170,7 @@ def make_env(tmp_path):
 @pytest.fixture
 def ctx_for(monkeypatch, make_env):
     """A closeout Context built from a test environment (the settings module reads os.environ)."""
-    from closeout.context import Context
+    from closeout.store.context import Context
 
     def build(db_url: str, inbox: Path | None = None, **extra: str) -> Context:
         for key, value in make_env(db_url, inbox, **extra).items():
@@ -183,6 +191,6 @@ def copy_day(source_day: Path, inbox: Path, report_date: str) -> Path:
 
 def publish(ctx, day, connect, sender: str = "closeout@test.invalid"):
     """What the cutoff run does after reconciling: render the day's edition, then mail it (at most once)."""
-    from closeout import pipeline
+    from closeout.orchestration import pipeline
 
     return pipeline.email_bulletin(ctx, pipeline.render_bulletin(ctx, day), sender, connect)

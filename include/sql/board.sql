@@ -1,4 +1,5 @@
--- The close-out board (closeout.board): read-only, one statement per view, whatever the number of units.
+-- The close-out board (closeout.board.queries; closeout.board.views builds the pages from the rows): read-only, one
+-- statement per view, whatever the number of units.
 -- Each view is a UNION ALL of tagged selects (the `tag` column says which branch a row comes from); a branch pads
 -- the columns it does not have with typed NULLs, so that PostgreSQL can match the branches' types.
 

@@ -1,4 +1,4 @@
--- The bulletin's charts (closeout.charts): a few key series over the last 14 days, one query.
+-- The bulletin's charts (closeout.publish.charts): a few key series over the last 14 days, one query.
 
 -- name: select_series_between
 SELECT report_date, unit_code, metric, value FROM figure

@@ -1,12 +1,14 @@
 -- Editions and their deliveries: at most one bulletin email per edition; the row is written before sending.
 
 -- name: select_editions
-SELECT report_date, edition_no, kind, subject, content_sha256, attachment_name, announces, rendered_at
+SELECT report_date, edition_no, kind, subject, content_sha256, attachment_name, announces, outline, rendered_at
 FROM edition WHERE report_date = :report_date ORDER BY edition_no;
 
 -- name: insert_edition
-INSERT INTO edition (report_date, edition_no, kind, subject, content_sha256, attachment_name, announces, rendered_at)
-VALUES (:report_date, :edition_no, :kind, :subject, :content_sha256, :attachment_name, :announces, :rendered_at);
+INSERT INTO edition (report_date, edition_no, kind, subject, content_sha256, attachment_name, announces, outline,
+                     rendered_at)
+VALUES (:report_date, :edition_no, :kind, :subject, :content_sha256, :attachment_name, :announces, :outline,
+        :rendered_at);
 
 -- name: select_deliveries
 -- Every attempt of the day, oldest first: the latest attempt of an edition decides what happens next.
@@ -87,7 +89,7 @@ WHERE r.kind IN ('correction', 'late_report', 'recalculated') AND r.report_date 
 ORDER BY r.recorded_at, r.report_date, r.unit_code, r.metric;
 
 -- name: select_days_with_unsent_changes
--- Published days with late reports or corrections that no edition has sent yet (closeout.reissue). Changes an
+-- Published days with late reports or corrections that no edition has sent yet (closeout.publish.reissue). Changes an
 -- operator signed came from a re-close run, which renders and sends its own edition.
 SELECT r.report_date, r.unit_code, r.recorded_at
 FROM figure_revision r

@@ -1,4 +1,4 @@
--- Re-closing a range of published days in one run (closeout.reclose_range).
+-- Re-closing a range of published days in one run (closeout.close.reclose_range).
 
 -- name: select_published_days_between
 SELECT DISTINCT report_date FROM delivery

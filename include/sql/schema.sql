@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS edition (
     content_sha256  TEXT NOT NULL,   -- of bulletin.html + bulletin.txt + the CSV, as written
     attachment_name TEXT NOT NULL,
     announces       TEXT NOT NULL DEFAULT '[]',  -- JSON: the figure revisions it lists, each [date, unit, metric, sha]
+    outline         TEXT NOT NULL DEFAULT '{}',  -- JSON: the summary, edition lines and notes the approver reads
     rendered_at     TEXT NOT NULL,
     PRIMARY KEY (report_date, edition_no)
 );
