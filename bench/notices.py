@@ -1,6 +1,7 @@
 """The cost of sending a country's receipts: `send_notices` for N synthetic notices on a fresh store, through a
 loopback SMTP sink running in its own process (as the Airflow bench does). Times only the sending — the store
-protocol (what is already recorded, the claims, the confirms) and the SMTP exchange.
+protocol (what is already recorded, a claim and a confirmation per message), each message kept in the outbox, and the
+SMTP exchange.
 
     python -m bench.notices --count 2850 --backend postgresql --repeats 3
 """
@@ -55,11 +56,12 @@ def measure(count: int, backend: str, work: Path, pg_admin_url: str) -> float:
             store = Store(db_url, SQL_DIR)
             try:
                 due = notices(count)
+                ctx = SimpleNamespace(store=store, settings=SimpleNamespace(outbox=work / "outbox"))
                 started = time.perf_counter()
-                sent = send_notices(SimpleNamespace(store=store), due, "closeout@test.invalid", connect)
+                sent = send_notices(ctx, due, "closeout@test.invalid", connect)
                 elapsed = time.perf_counter() - started
                 assert len(sent) == count, len(sent)
-                assert send_notices(SimpleNamespace(store=store), due, "closeout@test.invalid", connect) == []
+                assert send_notices(ctx, due, "closeout@test.invalid", connect) == []
             finally:
                 store.dispose()
         return elapsed

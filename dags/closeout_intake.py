@@ -42,13 +42,16 @@ def _intake_context():
 
 
 def _send(ctx, due) -> int:
-    from closeout.deliver.notices import send_notices
-    from closeout.orchestration.airflow_glue import smtp
+    from closeout.deliver.notices import NoticesNeedOperator, send_notices
+    from closeout.orchestration.airflow_glue import OperatorMustAct, smtp
 
     if not due:
         return 0
     sender, connect = smtp(ctx.settings.sender)
-    sent = send_notices(ctx, due, sender, connect)
+    try:
+        sent = send_notices(ctx, due, sender, connect)
+    except NoticesNeedOperator as exc:  # possibly sent, or no address: an operator decides, a retry cannot
+        raise OperatorMustAct(str(exc)) from exc
     for notice in sent:
         print(
             f"{notice.kind} {notice.unit_code or '全市'} {notice.key[:12]} → {', '.join(notice.recipients)}: {notice.subject}"

@@ -138,6 +138,8 @@ def daily_closeout():
         problems = ctx.registry.problems(conf.getint("core", "max_map_length", fallback=1024))
         if problems:  # certain to fail the fan-out: say why now instead of retrying
             raise OperatorMustAct("；".join(problems))
+        for line in ctx.registry.contact_problems():  # only those units' mail waits: the day runs
+            print(f"警告 / warning: {line}（改正名录后 closeout check-registry）")
         try:
             request = _run_request(ctx, report_date)
         except (ReasonRequired, ValueError) as exc:  # the form needs fixing, not a retry
@@ -174,7 +176,7 @@ def daily_closeout():
 
     @task(task_display_name="发送回执 send_receipts", trigger_rule="all_done")
     def send_receipts(logical_date=None) -> int:
-        from closeout.deliver.notices import receipts_due, send_notices
+        from closeout.deliver.notices import NoticesNeedOperator, receipts_due, send_notices
         from closeout.orchestration.airflow_glue import smtp
 
         ctx, report_date = _context_and_date(logical_date)
@@ -182,7 +184,11 @@ def daily_closeout():
         if not due:
             return 0
         sender, connect = smtp(ctx.settings.sender)
-        for notice in send_notices(ctx, due, sender, connect):
+        try:
+            sent = send_notices(ctx, due, sender, connect)
+        except NoticesNeedOperator as exc:  # possibly sent, or no address: an operator decides, a retry cannot
+            raise OperatorMustAct(str(exc)) from exc
+        for notice in sent:
             print(f"回执 {notice.unit_code} {notice.key[:12]} → {', '.join(notice.recipients)}: {notice.subject}")
         return len(due)
 

@@ -474,7 +474,7 @@ def b_many_shared_strings() -> bytes:
 
 
 def b_huge_shared_string_note() -> bytes:  # one shared string of 200 000 characters, used as a note
-    strings = ["备注" * 100_000]
+    strings = [HUGE_SHARED_NOTE]
     return add_shared_strings(kaihua_xlsx(), strings, {f"E{kaihua_row('volunteers')}": 0})
 
 
@@ -560,6 +560,53 @@ def b_serial_and_text_dates() -> bytes:
     return xlsx_bytes([{"title": "日报", "rows": rows}])
 
 
+# --- issue 24: files still being written, files a careful operator reads, refusals that say cause and place
+
+
+def b_presized(data: bytes, written: float) -> bytes:
+    """A copy tool (or SMB) sets the file's full size aside as NUL bytes and fills it in: read during a pause."""
+    cut = int(len(data) * written)
+    return data[:cut] + b"\x00" * (len(data) - cut)
+
+
+def b_last_row_cut() -> bytes:  # the transfer stopped inside the last row: "donated_goods_kg,16" (of 1610)
+    data = kecheng_csv()
+    return data[: data.rindex(b"1610") + 2]
+
+
+def b_scratch_second_sheet() -> bytes:  # a headerless scratch calculation beside the report
+    scratch = {
+        "title": "计算",
+        "rows": [["采样人次", 50000, 62648, 112648], ["志愿者", 3000, 375, 3375], [None, None, None, "草稿"]],
+    }
+    return xlsx_bytes([kaihua_sheet(), scratch])
+
+
+def cumulative(value: int) -> int:  # a running total beside today's figure (small ones read like a split 6,720)
+    return value * 6 + 123
+
+
+def b_today_and_cumulative_csv() -> bytes:
+    rows = [[LABELS[m], KECHENG_FIGURES[m], cumulative(KECHENG_FIGURES[m]), KECHENG_NOTES.get(m, "")] for m in METRICS]
+    return csv_bytes(rows, header=("指标", "本日", "累计", "备注"))
+
+
+def b_today_and_cumulative_xlsx() -> bytes:
+    table = [[LABELS[m], KAIHUA_FIGURES[m], cumulative(KAIHUA_FIGURES[m]), KAIHUA_NOTES.get(m)] for m in METRICS]
+    rows = [["开化县疫情防控日报"], ["指标", "本日", "本轮累计", "备注"], *table]
+    return xlsx_bytes([{"title": "日报", "rows": rows, "merged": ["A1:D1"]}])
+
+
+def b_kaihua_csv() -> bytes:  # 开化县's figures as CSV text
+    rows = [[LABELS[m], KAIHUA_FIGURES[m], KAIHUA, DAY, KAIHUA_NOTES.get(m, "")] for m in METRICS]
+    return csv_bytes(rows, header=("指标", "数值", "单位代码", "日期", "备注"), encoding="utf-8-sig")
+
+
+def b_formula_in_metric_column() -> bytes:  # the metric's name pulled from another sheet, never calculated
+    ref = f"A{kaihua_row('volunteers')}"
+    return patch_zip(kaihua_xlsx(), {SHEET1: set_cell(ref, f'<c r="{ref}" t="str"><f>名录!A5</f></c>')})
+
+
 def b_symlink_target() -> bytes:  # what the link points at: a valid report, so following it would load it
     return csv_bytes(
         [r if r[0] != "volunteers" else ["volunteers", 4242, KECHENG, DAY, SECRET] for r in kecheng_rows()]
@@ -573,6 +620,15 @@ NUL_NOTE = "博悦大酒店\x00隔离点部分人员解除集中隔离"
 HTML_NOTE = "<script>alert('kc')</script><img src=x onerror=alert(1)>"
 FORMULA_NOTE = '=HYPERLINK("http://evil.invalid/x","点击查看")'
 SMALL_ROWS = {"CLOSEOUT_MAX_ROWS": "40"}
+NOTE_100KB = "博悦大酒店隔离点部分人员解除集中隔离，" * 1800  # 34,200 characters, 102,600 bytes
+NOTE_1MB = "博悦大酒店隔离点部分人员解除集中隔离，" * 18000  # 342,000 characters, 1,026,000 bytes
+HUGE_SHARED_NOTE = "备注" * 100_000
+
+
+def cut_note(note: str, limit: int = 200) -> str:
+    """A note past the limit as it is kept: cut to the limit, ending in …"""
+    return note[: limit - 1] + "…"
+
 
 KINDS: tuple[Kind, ...] = (
     # --- silent_wrong: files a naive reader loads with wrong figures, silently
@@ -614,7 +670,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("xlsx_cell_far_outside", "messages", b_cell_far_outside, KAIHUA,
          refused="cell_far_outside", keywords=("XFD1048576",), max_memory_mb=200),
     Kind("note_too_long", "messages", lambda: kecheng_csv(notes={"volunteers": LONG_NOTE}),
-         refused="note_too_long", keywords=("备注",)),
+         stored=figures(), soft=("note_too_long",), notes={"volunteers": cut_note(LONG_NOTE)}),
     Kind("xlsx_truncated", "messages", b_truncated_xlsx, KAIHUA,
          refused="unreadable_file", keywords=(("不完整", "损坏"),)),
     Kind("utf16_csv", "messages", b_utf16, refused="unreadable_encoding", keywords=("编码",)),
@@ -638,14 +694,16 @@ KINDS: tuple[Kind, ...] = (
          env={"CLOSEOUT_MAX_COLUMNS": "6"}, keywords=("6",)),
     Kind("too_many_cells", "limits", b_too_many_cells, refused="too_many_cells",
          env={"CLOSEOUT_MAX_CELLS": "120"}, keywords=("120",)),
-    Kind("note_too_long_small_limit", "limits", lambda: kecheng_csv(notes={"volunteers": "志愿者" * 15}), refused="note_too_long",
-         env={"CLOSEOUT_MAX_NOTE_CHARS": "40"}, keywords=("备注", "40")),
+    Kind("note_too_long_small_limit", "limits", lambda: kecheng_csv(notes={"volunteers": "志愿者" * 15}),
+         stored=figures(), soft=("note_too_long",), notes={"volunteers": cut_note("志愿者" * 15, 40)},
+         env={"CLOSEOUT_MAX_NOTE_CHARS": "40"}),
     Kind("xlsx_uncompressed_too_large", "limits", b_uncompressed_too_large, KAIHUA,
          refused="xlsx_uncompressed_too_large", env={"CLOSEOUT_MAX_XLSX_UNCOMPRESSED_BYTES": "1000000"}, max_memory_mb=200),
     Kind("xlsx_too_many_shared_strings", "limits", b_many_shared_strings, KAIHUA,
          refused="too_many_shared_strings", env={"CLOSEOUT_MAX_SHARED_STRINGS": "100"}),
     Kind("xlsx_huge_shared_string_note", "limits", b_huge_shared_string_note, KAIHUA,
-         refused="note_too_long", keywords=("备注",), max_memory_mb=200),
+         stored=figures(KAIHUA), soft=("note_too_long",), notes={"volunteers": cut_note(HUGE_SHARED_NOTE)},
+         max_memory_mb=200),
     # --- characters: removed with a soft finding, never stored or published
     Kind("nul_in_note", "characters", lambda: kecheng_csv(notes={"isolation_released": NUL_NOTE}),
          stored=figures(), soft=("invisible_characters",), notes={"isolation_released": NUL_NOTE.replace("\x00", "")}),
@@ -695,6 +753,41 @@ KINDS: tuple[Kind, ...] = (
     Kind("xlsx_numbers_stored_as_text", "good_mess", b_numbers_as_text, KAIHUA, stored=figures(KAIHUA)),
     Kind("xlsx_serial_and_text_dates", "good_mess", b_serial_and_text_dates, KAIHUA, stored=figures(KAIHUA)),
     Kind("xlsx_formula_with_cached_value", "good_mess", b_formula_with_cached_value, KAIHUA, stored=figures(KAIHUA)),
+    # --- incomplete: a file read while still being written is refused whole, never published blank
+    Kind("csv_presized_nul_padding", "incomplete", lambda: b_presized(kecheng_csv(), 0.6),
+         refused="file_incomplete", keywords=("NUL", "写入", "重新发送")),
+    Kind("csv_complete_then_nul_padding", "incomplete", lambda: kecheng_csv() + b"\x00" * 512,
+         refused="file_incomplete", keywords=("NUL",)),
+    Kind("xlsx_presized_nul_padding", "incomplete", lambda: b_presized(kaihua_xlsx(), 0.7), KAIHUA,
+         refused="file_incomplete", keywords=("NUL", "写入")),
+    Kind("xlsx_complete_then_nul_padding", "incomplete", lambda: kaihua_xlsx() + b"\x00" * 4096, KAIHUA,
+         refused="file_incomplete", keywords=("NUL",)),
+    Kind("csv_last_row_cut", "incomplete", b_last_row_cut,
+         refused="file_incomplete", keywords=("第26行", "截断", "重新发送")),
+    # --- read as a careful operator would: a scratch sheet, a 累计 column, a long note
+    Kind("xlsx_scratch_second_sheet", "good_mess", b_scratch_second_sheet, KAIHUA,
+         stored=figures(KAIHUA), soft=("scratch_sheet",)),
+    Kind("csv_today_and_cumulative_columns", "good_mess", b_today_and_cumulative_csv,
+         stored=figures(), soft=("cumulative_column_not_read",), notes=KECHENG_NOTES),
+    Kind("xlsx_today_and_cumulative_columns", "good_mess", b_today_and_cumulative_xlsx, KAIHUA,
+         stored=figures(KAIHUA), soft=("cumulative_column_not_read",), notes=KAIHUA_NOTES),
+    Kind("csv_note_100kb", "good_mess", lambda: kecheng_csv(notes={"isolation_released": NOTE_100KB}),
+         stored=figures(), soft=("note_too_long",), notes={"isolation_released": cut_note(NOTE_100KB)}),
+    # --- refusals that say the cause and the place
+    Kind("csv_named_xlsx", "messages", b_kaihua_csv, KAIHUA,
+         refused="csv_named_xlsx", keywords=("CSV", ".csv")),
+    Kind("xlsx_named_csv", "messages", kaihua_xlsx,
+         refused="xlsx_named_csv", keywords=("Excel", ".xlsx")),
+    Kind("xlsx_formula_empty_cached_value", "messages",
+         lambda: kaihua_with_cell("volunteers", '<c r="{ref}"><f>SUM(3000,375)</f><v></v></c>'), KAIHUA,
+         refused="formula_without_value", keywords=("公式", "B22", "第22行", "志愿者")),
+    Kind("xlsx_formula_self_closing_cached_value", "messages",
+         lambda: kaihua_with_cell("sampled", '<c r="{ref}" t="n"><f>SUM(50000,62648)</f><v/></c>'), KAIHUA,
+         refused="formula_without_value", keywords=("公式", "B5", "第5行", "采样人次")),
+    Kind("xlsx_formula_in_metric_column", "messages", b_formula_in_metric_column, KAIHUA,
+         refused="formula_without_value", keywords=("公式", "A22", "第22行", "指标名称")),
+    Kind("csv_note_1mb", "messages", lambda: kecheng_csv(notes={"volunteers": NOTE_1MB}),
+         refused="cell_too_long", keywords=("第21行", "备注", "志愿者", "太长")),
 )  # fmt: skip
 
 BY_NAME = {k.name: k for k in KINDS}

@@ -57,6 +57,8 @@ WHERE e.report_date >= :first_date AND e.report_date <= :last_date;
 -- received, recorded, sent), `actor` who did it, `reason` a submission's reasons or a revision's or excusal's reason.
 -- Borrowed columns: a finding's message in `detail`, a file's processed_at in `line`, a revision's new and old
 -- qualifiers in `qualifier` and `note`, a revision's or figure's source file in `sha256`.
+-- 'published' rows (one per sent delivery of the day, with its sent_at in `at`) say the day's bulletin went out:
+-- before that a Viewer sees no figure (closeout.board.views; docs/operations.md, who sees what on the board).
 SELECT 'day' AS tag, status, detail, CAST(NULL AS TEXT) AS file_name, CAST(NULL AS TEXT) AS sha256,
        updated_at AS at, CAST(NULL AS TEXT) AS actor, CAST(NULL AS TEXT) AS reason,
        CAST(NULL AS TEXT) AS archived_path, CAST(NULL AS TEXT) AS stage, CAST(NULL AS TEXT) AS severity,
@@ -106,7 +108,14 @@ SELECT 'notice', status, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TE
        CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS TEXT),
        CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION),
        CAST(NULL AS DOUBLE PRECISION), kind, subject
-FROM notice WHERE report_date = :report_date AND unit_code = :unit_code;
+FROM notice WHERE report_date = :report_date AND unit_code = :unit_code
+UNION ALL
+SELECT 'published', status, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       sent_at, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),
+       CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS INTEGER), CAST(NULL AS TEXT),
+       CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS DOUBLE PRECISION),
+       CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS TEXT), CAST(NULL AS TEXT)
+FROM delivery WHERE report_date = :report_date AND status = 'sent';
 
 -- name: board_punctuality
 -- Per unit and day: the verdict with the first file's arrival and the rejected files ('day'), a file without a

@@ -138,12 +138,13 @@ CREATE TABLE IF NOT EXISTS delivery (
 );
 
 -- name: create_delivery_event
--- Who changed a delivery's state by hand, when and why (closeout confirm-delivery / retry-delivery).
+-- Who changed a delivery's state by hand, when and why (closeout confirm-delivery / retry-delivery); found_on_disk:
+-- a message in the outbox the store had no record of (its file and Message-ID in `reason`), recorded as unconfirmed.
 CREATE TABLE IF NOT EXISTS delivery_event (
     report_date  TEXT NOT NULL,
     edition_no   INTEGER NOT NULL,
     attempt      INTEGER NOT NULL,
-    event        TEXT NOT NULL,   -- confirmed | released | released_after_sent
+    event        TEXT NOT NULL,   -- confirmed | released | released_after_sent | found_on_disk
     actor        TEXT NOT NULL,
     reason       TEXT NOT NULL,
     at           TEXT NOT NULL
@@ -157,7 +158,7 @@ CREATE TABLE IF NOT EXISTS notice (
     report_date  TEXT NOT NULL,
     unit_code    TEXT NOT NULL,   -- '' for a day-level notice
     notice_key   TEXT NOT NULL,
-    status       TEXT NOT NULL,   -- sending | sent
+    status       TEXT NOT NULL,   -- sending | sent | released (refused, or an operator: did not arrive; sent again)
     subject      TEXT NOT NULL,
     recipients   TEXT NOT NULL,
     message_id   TEXT NOT NULL,
@@ -165,6 +166,21 @@ CREATE TABLE IF NOT EXISTS notice (
     started_at   TEXT NOT NULL,
     sent_at      TEXT,
     PRIMARY KEY (kind, report_date, unit_code, notice_key)
+);
+
+-- name: create_notice_event
+-- Appended, never changed: a notice released by a refusal, found in the outbox without a record, or decided by an
+-- operator (closeout confirm-notice / retry-notice), with who, why and the Message-ID of the attempt it was about.
+CREATE TABLE IF NOT EXISTS notice_event (
+    kind         TEXT NOT NULL,
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,
+    notice_key   TEXT NOT NULL,
+    event        TEXT NOT NULL,   -- refused | found_on_disk | confirmed | released | released_after_sent
+    message_id   TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    at           TEXT NOT NULL
 );
 
 -- name: create_unit_excusal
@@ -178,6 +194,16 @@ CREATE TABLE IF NOT EXISTS unit_excusal (
     PRIMARY KEY (report_date, unit_code)
 );
 
+-- name: create_unit_excusal_history
+-- Every 标记缺报 decision, appended, never changed: unit_excusal holds the latest, this holds them all.
+CREATE TABLE IF NOT EXISTS unit_excusal_history (
+    report_date  TEXT NOT NULL,
+    unit_code    TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    marked_by    TEXT NOT NULL,
+    marked_at    TEXT NOT NULL
+);
+
 -- name: create_bulletin_issue
 -- 第N期: the day's bulletin takes the next number of its report date's year the first time it is rendered, kept
 -- forever; its 补报/更正 editions and every re-render carry the same number (an issue is never renumbered).
@@ -188,3 +214,15 @@ CREATE TABLE IF NOT EXISTS bulletin_issue (
     issued_on     TEXT NOT NULL,   -- the local date it was first rendered: the 印发 date on every edition
     UNIQUE (year, issue_no)
 );
+
+-- name: backfill_bulletin_issues
+-- A store from before 第N期: every day with an edition takes its number in report-date order within its year.
+INSERT INTO bulletin_issue (report_date, year, issue_no, issued_on)
+SELECT report_date, CAST(SUBSTR(report_date, 1, 4) AS INTEGER),
+       ROW_NUMBER() OVER (PARTITION BY SUBSTR(report_date, 1, 4) ORDER BY report_date),
+       SUBSTR(MIN(rendered_at), 1, 10)
+FROM edition GROUP BY report_date;
+
+-- name: backfill_excusal_history
+INSERT INTO unit_excusal_history (report_date, unit_code, reason, marked_by, marked_at)
+SELECT report_date, unit_code, reason, marked_by, marked_at FROM unit_excusal;

@@ -290,3 +290,28 @@ def test_hostile_file(kind: Kind, db_url, ctx_for, tmp_path):
         if watchdog:
             watchdog.close()
         ctx.store.dispose()
+
+
+def test_a_file_refused_while_being_written_is_judged_again_when_whole(db_url, ctx_for, tmp_path):
+    """A pre-sized copy read during a pause is refused (file_incomplete), never published blank; the whole file,
+    arriving later, has another hash and loads."""
+    from hostile_corpus import KECHENG, b_presized, figures, kecheng_csv
+
+    inbox = tmp_path / "inbox"
+    folder = copy_day(SAMPLE_INBOX / DAY.isoformat(), inbox, DAY.isoformat())
+    whole = kecheng_csv()
+    (folder / "330802.csv").write_bytes(b_presized(whole, 0.5))
+    ctx = ctx_for(db_url, inbox, **BASE_ENV)
+    try:
+        outcomes, statuses = close_day(ctx)
+        assert outcomes[KECHENG].status == "rejected" and statuses[KECHENG] == "rejected"
+        assert any("[rule: file_incomplete]" in line for line in outcomes[KECHENG].lines), outcomes[KECHENG].lines
+        query = {"report_date": DAY.isoformat(), "unit_codes": [KECHENG]}
+        assert not list(ctx.store.rows("select_reported_figures", query))
+        (folder / "330802.csv").write_bytes(whole)
+        outcomes, statuses = close_day(ctx)
+        assert outcomes[KECHENG].status == "loaded" and statuses[KECHENG] == "cleared", outcomes[KECHENG].lines
+        stored = {r["metric"]: r["value"] for r in ctx.store.rows("select_reported_figures", query)}
+        assert stored == figures()
+    finally:
+        ctx.store.dispose()

@@ -467,7 +467,9 @@ def test_cumulative_is_derived_and_a_submitted_one_is_checked(db_url, ctx_for, t
     assert statuses["330803"] == "break"
 
 
-def test_a_file_that_completes_a_truncated_one_says_so_and_how_to_correct(db_url, ctx_for, tmp_path, smtp_sink):
+def test_a_file_caught_mid_copy_is_refused_never_published_and_the_whole_file_loads_later(
+    db_url, ctx_for, tmp_path, smtp_sink
+):
     inbox = tmp_path / "inbox"
     folder = copy_day(SAMPLE_INBOX / "2022-03-18", inbox, "2022-03-18")
     path, day = folder / "330802.csv", date(2022, 3, 18)
@@ -475,16 +477,15 @@ def test_a_file_that_completes_a_truncated_one_says_so_and_how_to_correct(db_url
     assert whole.rstrip().endswith(b"donated_goods_kg,1240,330802,2022-03-18,")
     path.write_bytes(whole[: whole.rindex(b"1240") + 2])  # caught mid-copy: "donated_goods_kg,12"
     ctx = ctx_for(db_url, inbox)
-    close_day(ctx, day)
-    assert figure(ctx, "330802", "donated_goods_kg", day) == (12, "")
-    publish(ctx, day, smtp_connect(smtp_sink))
-    path.write_bytes(whole)  # the complete file arrives after publication
     outcomes, _ = close_day(ctx, day)
     assert outcomes["330802"].status == "rejected"
     [line] = outcomes["330802"].lines
-    assert "[rule: completes_truncated_file]" in line and "截断" in line and "备注" in line
-    assert figure(ctx, "330802", "donated_goods_kg", day) == (12, "")
-    path.write_bytes(whole.rstrip() + "原文件传输不完整，订正为完整数据\n".encode())
+    assert "[rule: file_incomplete]" in line  # not 12 published for 1240
+    assert not [
+        r for r in ctx.store.rows("select_reported_figures", {"report_date": day.isoformat(), "unit_codes": ["330802"]})
+    ]
+    publish(ctx, day, smtp_connect(smtp_sink))
+    path.write_bytes(whole)  # the complete file arrives after publication: 柯城区's report, late
     outcomes, _ = close_day(ctx, day)
     assert outcomes["330802"].status == "loaded"
     assert figure(ctx, "330802", "donated_goods_kg", day) == (1240, "")

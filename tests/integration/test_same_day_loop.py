@@ -84,14 +84,14 @@ def recorded(ctx) -> dict[str, str]:
     return {r["unit_code"]: r["status"] for r in ctx.store.rows("select_notices", {"report_date": DAY.isoformat()})}
 
 
-def test_a_batch_is_claimed_and_confirmed_in_one_transaction_each_and_a_refused_message_alone_stays_unsent(
+def test_each_message_is_claimed_just_before_it_goes_and_answered_right_after_and_a_refused_one_is_released(
     db_url, ctx_for, tmp_path, smtp_sink, monkeypatch
 ):
     ctx, _ = afternoon(db_url, ctx_for, tmp_path)
     monkeypatch.setattr(notices, "MESSAGES_PER_SESSION", 3)
     due = notices.reminders_due(ctx, DAY, at("19:01"))
     assert len(due) == 6
-    transactions, seen_before_send = [], []
+    transactions, seen_before_send, sessions = [], [], []
     real_transaction, real = ctx.store.transaction, smtp_connect(smtp_sink)
 
     def counted_transaction():
@@ -101,6 +101,7 @@ def test_a_batch_is_claimed_and_confirmed_in_one_transaction_each_and_a_refused_
     @contextmanager
     def watched():
         with real() as send:
+            sessions.append(1)
 
             def send_checked(message):
                 seen_before_send.append(dict(recorded(ctx)))  # what the store holds as the message goes
@@ -114,21 +115,29 @@ def test_a_batch_is_claimed_and_confirmed_in_one_transaction_each_and_a_refused_
     with pytest.raises(smtplib.SMTPDataError) as raised:
         notices.send_notices(ctx, due, SENDER, watched)
     assert "1 notice(s) refused" in "".join(getattr(raised.value, "__notes__", []))
-    # two batches of three: each claimed in one transaction and confirmed in one, the refusal included
-    assert len(transactions) == 4
-    # every message of a batch was recorded 'sending' before its first message went
-    assert all(seen_before_send[0][n.unit_code] == "sending" for n in due[:3])
-    assert all(seen_before_send[3][n.unit_code] == "sending" for n in due[3:])
+    # one login per batch of three; a transaction per message (its claim, with the previous message's answer),
+    # one more per batch for the last answer
+    assert len(sessions) == 2 and len(transactions) == 8
+    # as each message goes, it alone is claimed and unanswered: those before it answered, those after it unclaimed
+    for i, seen in enumerate(seen_before_send):
+        assert seen[due[i].unit_code] == "sending"
+        assert all(seen[n.unit_code] in ("sent", "released") for n in due[:i])
+        assert not any(n.unit_code in seen for n in due[i + 1 :])
     assert len(received_mails(smtp_sink.folder)) == 5 and smtp_sink.handler.refused == 1
     status = recorded(ctx)
-    assert refused.unit_code not in status  # released: a later run sends it
+    assert status[refused.unit_code] == "released"  # kept on record; a later run sends it under the same key
     assert all(status[n.unit_code] == "sent" for n in due if n is not refused)
+    [event] = ctx.store.rows("select_notice_events", {"report_date": DAY.isoformat()})
+    assert (event["unit_code"], event["event"]) == (refused.unit_code, "refused") and "451" in event["reason"]
     # the next run sends only the refused one; a rerun after that sends nothing twice
     again = notices.reminders_due(ctx, DAY, at("19:02"))
     assert [n.unit_code for n in again] == [refused.unit_code]
     assert notices.send_notices(ctx, again, SENDER, real) == again
     assert notices.send_notices(ctx, due, SENDER, real) == []
     assert len(received_mails(smtp_sink.folder)) == 6 and set(recorded(ctx).values()) == {"sent"}
+    # each message is kept in the outbox as sent, the refused one as sent the second time
+    kept = sorted((tmp_path / "outbox" / DAY.isoformat() / "notices").glob("reminder-*.eml"))
+    assert len(kept) == 6 and all(p.name.endswith("-1900.eml") for p in kept)
 
 
 def test_a_failure_mid_batch_leaves_only_the_message_in_flight_sending_and_never_sends_it_twice(

@@ -179,7 +179,7 @@ class BoardData:
 
     def unit_day_rows(self, report_date: str, unit_code: str) -> dict[str, list[dict]]:
         """board_unit_day: the unit-day's rows (dicts) by tag: day, excusal, file, finding, figure, revision,
-        notice."""
+        notice, and published (the day's sent deliveries)."""
         by_tag: dict[str, list[dict]] = {}
         if not self.has_store():
             return by_tag

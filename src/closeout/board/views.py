@@ -4,6 +4,12 @@ from the rows closeout.board.queries reads. `BoardReader` is what the web app (c
 Like the queries it imports no pandas, no Great Expectations and no Airflow (tests/integration/test_board_data.py checks that in
 a fresh interpreter). Every value returned is JSON-serialisable: dates 'YYYY-MM-DD', times ISO strings in
 Asia/Shanghai.
+
+Figures before publication (docs/operations.md, "看板的查看权限 · Who sees what on the board"): until a day's
+bulletin has been sent (a `delivery` row with status 'sent' for that report date), what a county reported is not
+public. `matrix` and `unit_day` take `can_see_unpublished` (the web app passes whether the user is Closeout Ops);
+without it, an unpublished day shows each unit's status, arrival, files (name, size, hash, status) and counts, but
+no figure, revision, finding line, file reason or verdict text. The one place that decides is `_shown`.
 """
 
 from __future__ import annotations
@@ -119,15 +125,28 @@ class BoardReader(BoardData):
     # --- the matrix -------------------------------------------------------------------------------------------
 
     def matrix(
-        self, first: date, last: date, now: datetime, group: str | None = None, search: str | None = None
+        self,
+        first: date,
+        last: date,
+        now: datetime,
+        group: str | None = None,
+        search: str | None = None,
+        *,
+        can_see_unpublished: bool = True,
     ) -> dict:
         """The unit × day board for first..last (inclusive); `group` keeps one group, `search` units whose name or
         code contains it. Day and group counts cover every unit of the registry (of the group), filtered or not;
-        `shown_counts` covers the units shown."""
+        `shown_counts` covers the units shown. Without `can_see_unpublished`, a cell of a day not yet published has
+        no `detail` (an operator's 标记缺报 reason excepted), and `figures_hidden` says so."""
         if last < first:
             first, last = last, first
         dates = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
-        facts, editions = self.day_facts(dates[0], dates[-1])
+        facts, edition_rows = self.day_facts(dates[0], dates[-1])
+        editions = {
+            d: sorted((_edition(*e) for e in edition_rows.get(d, [])), key=lambda e: e["edition_no"]) for d in dates
+        }
+        published = {d: any(e["state"] == "sent" for e in editions[d]) for d in dates}
+        shown = {d: _shown(published[d], can_see_unpublished) for d in dates}
         cutoffs = {d: self.cutoff_text(d) for d in dates}
         nothing = new_facts()
         needle = (search or "").strip().lower()
@@ -140,7 +159,7 @@ class BoardReader(BoardData):
             for code in unit_group.codes:
                 unit = self.registry.get(code)
                 total_units += 1
-                shown = (group is None or unit_group.key == group) and (
+                unit_shown = (group is None or unit_group.key == group) and (
                     not needle or needle in unit.code or needle in unit.name.lower()
                 )
                 row_cells = []
@@ -151,16 +170,17 @@ class BoardReader(BoardData):
                     status = _BOARD_STATUS.get((stored, excused)) or board_status(stored, excused)
                     day_counts[d][status] += 1
                     group_counts[d][status] += 1
-                    if not shown:
+                    if not unit_shown:
                         continue
                     shown_counts[d][status] += 1
                     first_received = fact[FACT_FIRST_RECEIVED]
+                    detail = fact[FACT_DETAIL] if shown[d] else ""  # the verdict's text may quote figures
                     row_cells.append(
                         {
                             "date": d,
                             "status": status,
                             "label": STATUS_LABELS[status],
-                            "detail": fact[FACT_DETAIL] or (fact[FACT_EXCUSAL] or "" if status == "absent" else ""),
+                            "detail": detail or (fact[FACT_EXCUSAL] or "" if status == "absent" else ""),
                             "received_at": fact[FACT_LATEST_RECEIVED],
                             "file_name": fact[FACT_FILE_NAME],
                             "receipt_sent_at": fact[FACT_RECEIPT_SENT],
@@ -168,7 +188,7 @@ class BoardReader(BoardData):
                             "late": first_received is not None and self.late(d, first_received, cutoffs[d]),
                         }
                     )
-                if shown:
+                if unit_shown:
                     units.append({**_unit_json(unit, unit_group.key), "cells": row_cells})
             shown_units += len(units)
             if units:
@@ -194,19 +214,23 @@ class BoardReader(BoardData):
                     "date": d,
                     "counts": day_counts[d],
                     "shown_counts": shown_counts[d],
-                    "editions": sorted((_edition(*e) for e in editions.get(d, [])), key=lambda e: e["edition_no"]),
+                    "editions": editions[d],
+                    "published": published[d],
                 }
                 for d in dates
             ],
             "groups": groups,
             "totals": {"units": total_units, "shown_units": shown_units},
+            "figures_hidden": not all(shown.values()),
         }
 
     # --- one unit-day -----------------------------------------------------------------------------------------
 
-    def unit_day(self, report_date: date, unit_code: str) -> dict:
+    def unit_day(self, report_date: date, unit_code: str, *, can_see_unpublished: bool = True) -> dict:
         """What the board shows when a cell is opened: verdict, files, findings, figures, revisions, notices.
-        Raises UnknownUnit for a code the registry does not list."""
+        Raises UnknownUnit for a code the registry does not list. Without `can_see_unpublished`, a day not yet
+        published has no verdict text (an operator's 标记缺报 reason excepted), file reasons, findings, figures or
+        revisions; `figures_hidden` says so and `hidden` counts what was withheld."""
         try:
             unit = self.registry.get(unit_code)
         except KeyError:
@@ -216,7 +240,9 @@ class BoardReader(BoardData):
         verdict = (by_tag.get("day") or [{}])[0]
         excusal = (by_tag.get("excusal") or [None])[0]
         status = board_status(verdict.get("status"), excusal is not None)
-        detail = verdict.get("detail") or ""
+        published = bool(by_tag.get("published"))
+        shown = _shown(published, can_see_unpublished)
+        detail = (verdict.get("detail") or "") if shown else ""
         if status == "absent" and not detail and excusal:
             detail = f"{excusal['reason']}（{excusal['actor']} 标记）"
         labels = self.metric_labels()
@@ -234,6 +260,10 @@ class BoardReader(BoardData):
         )
         revisions = sorted(by_tag.get("revision", []), key=lambda r: (r["at"], r["metric"]))
         notices = sorted(by_tag.get("notice", []), key=lambda r: (r["at"] or "", r["kind"]))
+        hidden = {"findings": 0, "figures": 0, "revisions": 0}
+        if not shown:
+            hidden = {"findings": len(findings), "figures": len(figures), "revisions": len(revisions)}
+            findings, figures, revisions = [], [], []
         return {
             "date": day,
             "unit": {"code": unit.code, "name": unit.name, "label": unit.label, "group": unit.group or unit.code},
@@ -245,7 +275,10 @@ class BoardReader(BoardData):
                 if excusal
                 else None
             ),
-            "files": [_file_json(r) for r in files],
+            "published": published,
+            "figures_hidden": not shown,
+            "hidden": hidden,
+            "files": [_file_json(r, reasons=shown) for r in files],
             "findings": [
                 {key: r[key] for key in ("stage", "severity", "rule", "metric", "row_no", "line", "file_name")}
                 for r in findings
@@ -340,14 +373,20 @@ def _edition(
     }
 
 
-def _file_json(row: dict) -> dict:
+def _shown(published: bool, can_see_unpublished: bool) -> bool:
+    """Whether a day's figures, findings and verdict text may be shown: to Ops always, to everyone once the day's
+    bulletin has been sent (docs/operations.md, "看板的查看权限 · Who sees what on the board")."""
+    return published or can_see_unpublished
+
+
+def _file_json(row: dict, reasons: bool = True) -> dict:
     return {
         "file_name": row["file_name"],
         "size": archived_size(row["archived_path"]),
         "sha256": row["sha256"],
         "received_at": row["at"],
         "status": row["status"],
-        "reasons": [line for line in (row["reason"] or "").splitlines() if line],
+        "reasons": [line for line in (row["reason"] or "").splitlines() if line] if reasons else [],
         "archived_path": row["archived_path"],
     }
 

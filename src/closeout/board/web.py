@@ -12,6 +12,15 @@ authenticates the caller exactly as Airflow's own API does (the JWT in the Autho
   county file is sensitive: figures before publication and the names and phone numbers of county staff.
 The re-run is forwarded to Airflow's own REST API (`clearTaskInstances`) with the caller's token, so Airflow
 checks and records it as the user who clicked.
+- figures before publication: until a day's bulletin has been sent, a Viewer sees each unit's status, arrival and
+  files but no figure, finding line or verdict text (`closeout.board.views`, given `user.can_rerun`; the rule is
+  written in docs/operations.md, "看板的查看权限 · Who sees what on the board").
+
+Bad input answers one line with 4xx, never 500: a malformed date or one outside 2000-01-01 … a year from today
+(Asia/Shanghai) 422, an unknown unit or group 404, a file hash that is not 64 hex digits 404, a re-run body that is
+not a JSON object with a date and a unit 422. Links never come from the request's Host header: absolute ones are
+built from the configured `CLOSEOUT_UI_BASE_URL`, the board's own are relative to the mount, and the CSRF check
+compares a POST's Origin with that configured origin.
 
 Reads go through `closeout.board.views` and `closeout.board.queries` (no pandas, Great Expectations or task code in
 the api-server); Airflow is imported inside the handlers, where the api-server has already loaded it.
@@ -20,15 +29,17 @@ the api-server); Airflow is imported inside the handlers, where the api-server h
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from closeout.core.clock import LOCAL_TZ
 from closeout.core.settings import load_settings
@@ -38,6 +49,12 @@ LOAD_TASK = "load_unit_group"
 MOUNT = "/closeout"  # where plugins/closeout_board.py mounts this app
 # Above this many units the unfiltered board shows one roll-up row per group; a group's units open by filter.
 UNIT_ROWS_MAX = 300
+# The report dates the board answers for: none before this, none more than a year after today (Asia/Shanghai).
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_AHEAD = timedelta(days=366)
+RERUN_BODY_MAX = 4096  # bytes: {"date": "YYYY-MM-DD", "unit": "330802"} is some 40
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BoardUser:
@@ -122,12 +139,40 @@ def render(name: str, **values) -> HTMLResponse:
 
 
 def _day(text: str | None, default: date) -> date:
+    """A report date from the request: YYYY-MM-DD (nothing else date.fromisoformat would take), from 2000-01-01 to a
+    year after today in Asia/Shanghai; else 422."""
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise HTTPException(422, f"日期格式应为 YYYY-MM-DD / a date as YYYY-MM-DD: {text[:20]!r}") from None
+    latest = datetime.now(LOCAL_TZ).date() + LATEST_AHEAD
+    if not EARLIEST_DAY <= day <= latest:
+        raise HTTPException(
+            422, f"日期应在 {EARLIEST_DAY} 至 {latest} 之间 / a date from {EARLIEST_DAY} to {latest}: {text}"
+        )
+    return day
+
+
+def _unit(code: str) -> str:
+    """A unit code the registry lists, else 404."""
+    try:
+        reader().registry.get(code)
+    except KeyError:
+        raise HTTPException(404, f"名录中没有单位 / no such unit: {code[:20]!r}") from None
+    return code
+
+
+def _group(key: str | None) -> str | None:
+    """A group key the registry has (None for all groups), else 404."""
+    if not key:
+        return None
+    if key not in {g.key for g in reader().registry.groups()}:
+        raise HTTPException(404, f"名录中没有分组 / no such group: {key[:20]!r}")
+    return key
 
 
 def _range(first: str | None, last: str | None) -> tuple[date, date, datetime]:
@@ -144,7 +189,24 @@ def _range(first: str | None, last: str | None) -> tuple[date, date, datetime]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="closeout 日清日结看板", docs_url=None, redoc_url=None, openapi_url=None)
+    # redirect_slashes off: Starlette would redirect /board to an absolute URL built from the Host header
+    app = FastAPI(
+        title="closeout 日清日结看板", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own checks (a missing or malformed parameter) as one line, like the board's own 422s."""
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        name = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body", "header"))
+        message = f"参数 {name} 不合法 / invalid parameter {name}: {first.get('msg', '')}"
+        return JSONResponse({"detail": message}, status_code=422)
+
+    @app.get("/board", include_in_schema=False)
+    def board_slash(user: UserDep, request: Request):
+        query = request.url.query
+        return RedirectResponse(f"{MOUNT}/board/" + (f"?{query}" if query else ""), status_code=307)
 
     @app.get("/board/", response_class=HTMLResponse)
     def board(
@@ -155,7 +217,9 @@ def create_app() -> FastAPI:
         q: Annotated[str | None, Query(max_length=60)] = None,
     ):
         first_day, last_day, now = _range(first, last)
-        view = reader().matrix(first_day, last_day, now, group=group or None, search=q or None)
+        view = reader().matrix(
+            first_day, last_day, now, group=_group(group), search=q or None, can_see_unpublished=user.can_rerun
+        )
         units_shown = sum(len(g["units"]) for g in view["groups"])
         rollup_only = units_shown > UNIT_ROWS_MAX and not (group or q)
         return render(
@@ -172,19 +236,16 @@ def create_app() -> FastAPI:
     @app.get("/board/api/matrix")
     def matrix_json(user: UserDep, first: str | None = None, last: str | None = None, group: str | None = None):
         first_day, last_day, now = _range(first, last)
-        view = reader().matrix(first_day, last_day, now, group=group or None)
+        view = reader().matrix(first_day, last_day, now, group=_group(group), can_see_unpublished=user.can_rerun)
         # json.dumps, not FastAPI's encoder: a national fortnight is 10 MB of plain dicts
         return Response(json.dumps(view, ensure_ascii=False), media_type="application/json")
 
     @app.get("/board/unit-day", response_class=HTMLResponse)
     async def unit_day(user: UserDep, request: Request, date: str, unit: str, fragment: bool = False):
         report_date = _day(date, datetime.now(LOCAL_TZ).date())
-        try:
-            detail = reader().unit_day(report_date, unit)
-        except KeyError:
-            raise HTTPException(404, f"名录中没有单位 / no such unit: {unit[:20]!r}") from None
+        detail = reader().unit_day(report_date, _unit(unit), can_see_unpublished=user.can_rerun)
         task = await _load_task(request, report_date, unit)
-        return render("unit_day.html.j2", d=detail, user=user, task=task, fragment=fragment, ui=_origin(request))
+        return render("unit_day.html.j2", d=detail, user=user, task=task, fragment=fragment, ui=_ui_base())
 
     @app.get("/board/punctuality", response_class=HTMLResponse)
     def punctuality(user: UserDep, first: str | None = None, last: str | None = None):
@@ -209,8 +270,11 @@ def create_app() -> FastAPI:
     @app.get("/board/files/{report_date}/{unit}/{sha256}")
     def archived_file(user: OpsDep, report_date: str, unit: str, sha256: str):
         day = _day(report_date, datetime.now(LOCAL_TZ).date())
-        files = {f["sha256"]: f for f in reader().unit_day(day, unit)["files"]}
-        if sha256 not in files:
+        if not _SHA256.fullmatch(sha256.lower()):
+            raise HTTPException(404, "文件哈希应为 64 位十六进制 / a file's SHA-256 is 64 hex digits")
+        files = {f["sha256"]: f for f in reader().unit_day(day, _unit(unit))["files"]}
+        sha256 = sha256.lower()
+        if sha256 not in files or not files[sha256]["archived_path"]:
             raise HTTPException(404, "没有这个文件 / no such file")
         archive = load_settings().archive_root.resolve()
         path = Path(files[sha256]["archived_path"]).resolve()
@@ -221,9 +285,7 @@ def create_app() -> FastAPI:
     @app.post("/board/rerun")
     async def rerun(user: OpsDep, request: Request):
         _same_origin(request)
-        body = await request.json()
-        report_date = _day(str(body.get("date") or ""), datetime.now(LOCAL_TZ).date())
-        unit = str(body.get("unit") or "")
+        report_date, unit = _rerun_target(await request.body())
         task = await _load_task(request, report_date, unit)
         if task is None:
             raise HTTPException(409, f"{report_date} 没有找到 {unit} 的入库任务 / no load task for this unit-day")
@@ -254,15 +316,47 @@ def create_app() -> FastAPI:
     return app
 
 
+def _rerun_target(body: bytes) -> tuple[date, str]:
+    """The re-run's {"date": "YYYY-MM-DD", "unit": "<code>"}: 422 unless a JSON object with both as text (and a
+    date in range), 404 for a unit the registry does not list."""
+    if len(body) > RERUN_BODY_MAX:
+        raise HTTPException(413, "请求体过大 / the body is too large")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        payload = None
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            422, '请求体应为 JSON 对象 {"date", "unit"} / the body must be a JSON object {"date", "unit"}'
+        )
+    day, unit = payload.get("date"), payload.get("unit")
+    if not isinstance(day, str) or not day:
+        raise HTTPException(422, "需要日期 date，格式 YYYY-MM-DD / a date is needed, as YYYY-MM-DD")
+    if not isinstance(unit, str) or not unit:
+        raise HTTPException(422, "需要单位代码 unit / a unit code is needed")
+    return _day(day, EARLIEST_DAY), _unit(unit)
+
+
 def _same_origin(request: Request) -> None:
-    """Cookies travel with cross-site requests: a state-changing call must come from this origin (CSRF)."""
+    """Cookies travel with cross-site requests: a state-changing call must carry the board's header (a cross-site
+    form cannot set it) and, when the browser names its Origin, come from the configured UI's origin. The Host
+    header is the caller's to choose, so it decides nothing."""
     origin = request.headers.get("origin")
-    if request.headers.get("x-closeout-board") != "1" or (origin and origin.rstrip("/") != _origin(request)):
+    if request.headers.get("x-closeout-board") != "1" or (
+        origin is not None and origin.rstrip("/").lower() != _ui_origin()
+    ):
         raise HTTPException(403, "跨站请求被拒绝 / cross-site request refused")
 
 
-def _origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
+def _ui_base() -> str:
+    """The Airflow UI's address as configured (CLOSEOUT_UI_BASE_URL), for every absolute link the board writes."""
+    return load_settings().ui_base_url.rstrip("/")
+
+
+def _ui_origin() -> str:
+    """scheme://host[:port] of the configured UI address, lower-cased."""
+    parts = urlsplit(_ui_base())
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 async def _airflow_api(request: Request, method: str, path: str, **kwargs):
@@ -273,7 +367,7 @@ async def _airflow_api(request: Request, method: str, path: str, **kwargs):
 
     token = request.headers.get("authorization", "").partition(" ")[2] or request.cookies.get(COOKIE_NAME_JWT_TOKEN)
     transport = httpx.ASGITransport(app=airflow_app)
-    async with httpx.AsyncClient(transport=transport, base_url=_origin(request), timeout=30) as client:
+    async with httpx.AsyncClient(transport=transport, base_url=_ui_origin(), timeout=30) as client:
         return await client.request(method, f"/api/v2{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 

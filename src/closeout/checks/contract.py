@@ -25,7 +25,11 @@ FILE_RULES = (
     ("symlink_refused", "拒收", "收件目录里放的是链接（快捷方式）而不是文件：放入文件本身；链接不跟随、不读取"),
     ("not_a_regular_file", "拒收", "不是普通文件（目录、设备）：放入 .csv 或 .xlsx 文件"),
     ("missing_header", "拒收", "前 10 行内找不到同时含“指标”“数值”的表头"),
-    ("unread_sheet", "拒收", "另一个工作表（包括隐藏的）也有数据，或数据只在隐藏的工作表里：一个文件只留一张数据表"),
+    (
+        "unread_sheet",
+        "拒收",
+        "另一个工作表（包括隐藏的）也有表头和数据，或数据只在隐藏的工作表里：一个文件只留一张数据表",
+    ),
     ("data_after_instructions", "拒收", "“填表说明/说明：/注：”行之后还有数据：说明放在表格最后或删去"),
     ("cells_beyond_header", "拒收", "有内容在表头以外或没有列名的列里，不会被读入：删去或放进“备注”"),
     ("unquoted_thousands_separator", "拒收", "CSV 里 6,720 没加引号，被拆成 6 和 720 两列：去掉逗号或整格加引号"),
@@ -33,7 +37,8 @@ FILE_RULES = (
     (
         "formula_without_value",
         "拒收",
-        "公式单元格没有保存计算结果（程序生成或未重算）：在 Excel/WPS 中打开保存，或改为数值",
+        "公式单元格没有保存计算结果，或保存的结果是空的（程序生成或未重算）：提示写明单元格、行和指标；"
+        "在 Excel/WPS 中打开保存，或改为数值",
     ),
     ("formula_error", "拒收", "单元格是错误值（#REF!、#DIV/0! 等）：改正公式或填数值"),
     ("cell_far_outside", "拒收", "远在数据区以外的单元格有内容（如 XFD1048576）：删去该单元格"),
@@ -45,6 +50,23 @@ FILE_RULES = (
     ("bad_date", "拒收", "“日期”列无法识别"),
     ("correction_without_note", "拒收", "日报发布后改数，备注列没有写原因"),
     ("completes_truncated_file", "拒收", "发布后补交的完整文件：先前那份在传输中被截断；在备注列写明原因后重报"),
+    (
+        "file_incomplete",
+        "拒收",
+        "文件末尾是 NUL 空字节填充，或 CSV 最后一行没有换行且比表头少格：文件还在写入或传输中断了；请重新发送完整的文件",
+    ),
+    ("csv_named_xlsx", "拒收", "这是 CSV 文本文件，扩展名却是 .xlsx：把扩展名改为 .csv 后重报"),
+    ("xlsx_named_csv", "拒收", "这是 Excel 工作簿，扩展名却是 .csv：把扩展名改为 .xlsx 后重报"),
+    (
+        "scratch_sheet",
+        "提示",
+        "另一个工作表没有表头、但有像数据的行（草稿、计算过程）：未读入，只读了有表头的那张表；要报的数请放进数据表",
+    ),
+    (
+        "cumulative_column_not_read",
+        "提示",
+        "表里有“累计”列：不读入，累计数由市里按“前一日累计 + 当日新增”推算；只读“数值/本日”列",
+    ),
     ("old_mac_line_endings", "提示", "CSV 用旧式 Mac 换行符（只有 CR）：已照常读入，建议另存为 CSV UTF-8"),
     (
         "invisible_characters",
@@ -55,6 +77,12 @@ FILE_RULES = (
     ("value_unknown", "缺数", "填了“不详”：按未知处理，不计为 0，不算缺项"),
     ("narrative_unreadable", "提示", "文字稿无法读取，本日不刊登：存为 UTF-8 或 GBK 文本"),
 )
+
+# What happens past a limit, when the table's "超过上限" does not say it all.
+LIMIT_THEN = {
+    "note_too_long": "：该行照常读入，备注截到上限、以“…”结尾；完整情况请写在文字稿 .md 中",
+    "cell_too_long": "：提示中写明是哪一行、哪一列（如“备注”）、哪个指标；请精简该单元格后重报",
+}
 
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- /generated -->)", re.DOTALL)
 
@@ -98,7 +126,11 @@ def _refusals_table() -> str:
     rows += [(rule, "拒收", text) for rule, text in RULE_TEXT.items()]
     rows += [(rule, "拒收", text) for rule, text in ROW_RULES.items()]
     rows += [
-        (limit.rule, "拒收" if limit.rule != "narrative_too_long" else "提示", f"{limit.what}超过上限（见上表）")
+        (
+            limit.rule,
+            "拒收" if limit.refuses else "提示",
+            f"{limit.what}超过上限（见上表）{LIMIT_THEN.get(limit.rule, '')}",
+        )
         for limit in LIMITS
     ]
     seen = set()

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date
 
-from closeout.core.clock import now_local
+from closeout.core.clock import now_local, refuse_future
 from closeout.store.context import Context
 
 
@@ -127,6 +127,9 @@ class RunRequest:
 
 
 def run_request(ctx: Context, report_date: date, conf: dict | None, user: str | None) -> RunRequest:
+    """What a run (or `closeout reclose`) is asked to do; refused in one line, before anything is written, for a
+    report date that has not come yet, a unit not in the registry, or a published day re-closed without a reason."""
+    refuse_future(report_date)
     conf = conf or {}
     chosen = conf.get("units") or []
     if isinstance(chosen, str):

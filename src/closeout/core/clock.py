@@ -17,7 +17,23 @@ def now_local() -> str:
 
 def today_local() -> str:
     """Today in Asia/Shanghai, ISO: only ever a trigger form's default, never a run's report date."""
-    return datetime.now(LOCAL_TZ).date().isoformat()
+    return local_today().isoformat()
+
+
+def local_today() -> date:
+    """Today in Asia/Shanghai: only ever to refuse a report date that has not come yet, never a run's report date."""
+    return datetime.now(LOCAL_TZ).date()
+
+
+def refuse_future(report_date: date, today: date | None = None) -> None:
+    """The one rule every entry point applies: a report date after today (Asia/Shanghai) is refused in one line."""
+    today = today or local_today()
+    if report_date > today:
+        raise FutureDate(f"{report_date} 还没到（北京时间今天是 {today}）/ the report date is in the future")
+
+
+class FutureDate(ValueError):
+    """A report date that has not come yet: nothing is recorded for it."""
 
 
 def month_day(day: date, words: dict | None = None) -> str:

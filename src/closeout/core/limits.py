@@ -20,6 +20,9 @@ class Limit:
     rule: str  # the finding's rule when a file exceeds it
     what: str  # 中文, for the clerk: what is limited
     unit: str  # 中文 unit of the number
+    refuses: bool = (
+        True  # exceeding it refuses the file (拒收); False: read within the limit with a soft finding (提示)
+    )
 
 
 LIMITS = (
@@ -27,7 +30,8 @@ LIMITS = (
     Limit("max_rows", "CLOSEOUT_MAX_ROWS", 2000, "too_many_rows", "表格行数", "行"),
     Limit("max_columns", "CLOSEOUT_MAX_COLUMNS", 50, "too_many_columns", "表格列数", "列"),
     Limit("max_cells", "CLOSEOUT_MAX_CELLS", 20000, "too_many_cells", "非空单元格数", "个"),
-    Limit("max_note_chars", "CLOSEOUT_MAX_NOTE_CHARS", 200, "note_too_long", "一条备注的长度", "字"),
+    Limit("max_note_chars", "CLOSEOUT_MAX_NOTE_CHARS", 200, "note_too_long", "一条备注的长度", "字", refuses=False),
+    Limit("max_cell_chars", "CLOSEOUT_MAX_CELL_CHARS", 100000, "cell_too_long", "CSV 一个单元格的长度", "字"),
     Limit(
         "max_xlsx_uncompressed_bytes",
         "CLOSEOUT_MAX_XLSX_UNCOMPRESSED_BYTES",
@@ -42,7 +46,15 @@ LIMITS = (
     Limit("max_parse_seconds", "CLOSEOUT_MAX_PARSE_SECONDS", 20, "parse_timeout", "读一个文件的时间", "秒"),
     Limit("max_parse_memory_mb", "CLOSEOUT_MAX_PARSE_MEMORY_MB", 512, "parse_memory", "读一个文件所需内存", "MB"),
     Limit("max_value", "CLOSEOUT_MAX_VALUE", 10**12, "value_too_large", "一个数值的大小", ""),
-    Limit("max_narrative_chars", "CLOSEOUT_MAX_NARRATIVE_CHARS", 5000, "narrative_too_long", "文字稿长度", "字"),
+    Limit(
+        "max_narrative_chars",
+        "CLOSEOUT_MAX_NARRATIVE_CHARS",
+        5000,
+        "narrative_too_long",
+        "文字稿长度",
+        "字",
+        refuses=False,
+    ),
 )
 
 
@@ -52,7 +64,8 @@ class Limits:
     max_rows: int = 2000
     max_columns: int = 50
     max_cells: int = 20000
-    max_note_chars: int = 200
+    max_note_chars: int = 200  # a longer note is kept cut to this length, with a soft finding
+    max_cell_chars: int = 100000  # a longer CSV cell refuses the file (a note past max_note_chars is still read)
     max_xlsx_uncompressed_bytes: int = 50 * 1024 * 1024
     max_shared_strings: int = 50000
     max_parse_seconds: int = 20

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
+
+# One address: no whitespace or control characters (a CR/LF would inject headers), one @, a dot in the domain.
+EMAIL_ADDRESS = re.compile(r"[^\s@<>(),;:\"\[\]\\]+@[^\s@<>(),;:\"\[\]\\.]+(\.[^\s@<>(),;:\"\[\]\\.]+)+")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,15 @@ class Unit:
     @property
     def contacts(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in (self.email or "").split(",") if a.strip())
+
+    def contact_problems(self) -> list[str]:
+        """One line per contact no mail can be addressed to (a line break smuggles headers in, a space or a
+        missing @ is no address): a receipt to this unit cannot be sent until the registry is fixed."""
+        return [
+            f"registry: {self.label} contact {address!r} is not an e-mail address (联系人邮箱地址无效)"
+            for address in self.contacts
+            if not EMAIL_ADDRESS.fullmatch(address)
+        ]
 
     @property
     def label(self) -> str:
@@ -138,6 +151,10 @@ class Registry:
     def sharing(self, text: str) -> list[Unit]:
         """The units that share this name across parents (so it names none of them); [] otherwise."""
         return list(self._shared.get(normalise_name(text), []))
+
+    def contact_problems(self) -> list[str]:
+        """Every unit's contacts that no mail can go to (the day still runs: only those units' mail waits)."""
+        return [line for unit in self.all_units for line in unit.contact_problems()]
 
     def problems(self, max_map_length: int) -> list[str]:
         """What would fail on the day, found when the registry is checked (init, CI, `closeout check-registry`)."""

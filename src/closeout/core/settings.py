@@ -32,7 +32,9 @@ class Settings:
     reminders: tuple[str, ...] = ("19:00", "20:30")  # CLOSEOUT_REMINDERS: HH:MM,HH:MM before the cutoff
     deadline: str = "23:30"  # CLOSEOUT_DEADLINE: HH:MM by which the day must be closed, else ops are alerted
     ops_emails: tuple[str, ...] = ()  # CLOSEOUT_OPS_EMAIL: comma-separated; copied on reminders, alerted
-    ui_base_url: str = "http://localhost:8080"  # CLOSEOUT_UI_BASE_URL: the Airflow UI, for links in alerts
+    ui_base_url: str = "http://localhost:8080"  # CLOSEOUT_UI_BASE_URL: the Airflow UI, for links (alerts, board)
+    # CLOSEOUT_ALERT_GATHER_SECONDS: a shared outage's one alert waits this long to list the other failures with it
+    alert_gather_seconds: float = 20.0
     signoff: str = "when-incomplete"  # CLOSEOUT_SIGNOFF: off | always | when-incomplete (审核签发 before mailing)
     quorum: float = 0.5  # CLOSEOUT_QUORUM: share of required units cleared below which when-incomplete holds
     correction_batch: float = (
@@ -45,6 +47,9 @@ class Settings:
     bulletin_language: str = "zh"  # CLOSEOUT_BULLETIN_LANGUAGE: zh (工作日报) | en (the same bulletin in English)
     # CLOSEOUT_BULLETIN_MASTHEAD: the head and foot (红头, 报/送/发) as YAML; default include/catalogue/masthead.yaml
     bulletin_masthead: Path | None = None
+    # CLOSEOUT_NOTICE_CONFIRM_MINUTES: a receipt, reminder or alert still 'sending' after this long is unconfirmed:
+    # `closeout status` lists it with the confirm-notice / retry-notice command that resolves it
+    notice_confirm_minutes: float = 10.0
 
     @property
     def archive_dir(self) -> Path:
@@ -98,12 +103,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         deadline=_clock(env, "CLOSEOUT_DEADLINE", env.get("CLOSEOUT_DEADLINE", "23:30")),
         ops_emails=_addresses(env.get("CLOSEOUT_OPS_EMAIL", "")),
         ui_base_url=env.get("CLOSEOUT_UI_BASE_URL", "http://localhost:8080").rstrip("/"),
+        alert_gather_seconds=_seconds(env, "CLOSEOUT_ALERT_GATHER_SECONDS", 20.0),
         signoff=_choice(env, "CLOSEOUT_SIGNOFF", SIGNOFF_MODES, "when-incomplete"),
         quorum=_share(env, "CLOSEOUT_QUORUM", 0.5),
         correction_batch=_seconds(env, "CLOSEOUT_CORRECTION_BATCH", 30.0, "minutes"),
         bulletin_table_max_units=_count(env, "CLOSEOUT_BULLETIN_TABLE_MAX_UNITS", 12),
         bulletin_language=_choice(env, "CLOSEOUT_BULLETIN_LANGUAGE", BULLETIN_LANGUAGES, "zh"),
         bulletin_masthead=Path(env["CLOSEOUT_BULLETIN_MASTHEAD"]) if env.get("CLOSEOUT_BULLETIN_MASTHEAD") else None,
+        notice_confirm_minutes=_seconds(env, "CLOSEOUT_NOTICE_CONFIRM_MINUTES", 10.0, "minutes"),
     )
 
 

@@ -11,12 +11,17 @@ multipart/mixed
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import date, datetime
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import formatdate
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from closeout.core.clock import now_local
+from closeout.core.clock import LOCAL_TZ, now_local
 from closeout.deliver.transport import Connect, send_once
 from closeout.deliver.transport import message_id as make_message_id
 from closeout.publish.bulletin.render import Rendered, content_sha256
@@ -103,7 +108,12 @@ def deliver_edition(
     records nothing; the attempt is recorded just before sending and confirmed right after; a refusal marks it
     refused (kept); anything else (a timeout, a dropped line) may come after the server accepted the mail, so
     the attempt stays `sending` and the next try asks the operator instead of sending again. The message as
-    sent is kept beside the edition (email-<attempt>.eml).
+    sent is kept beside the edition (email-<attempt>.eml, written once the attempt is recorded, just before sending;
+    never overwritten: an attempt's number is past every recorded attempt and every file in the folder).
+
+    What is on disk is evidence: a bulletin message of the day in the outbox that the store has no record of (the
+    store lost, or restored from an older backup) may have reached its readers, so the edition is not mailed; that
+    is recorded as an unconfirmed (`sending`) attempt for an operator to resolve (confirm-delivery / retry-delivery).
     """
     from closeout.publish.editions import read_files
 
@@ -122,11 +132,22 @@ def deliver_edition(
             f'已收到 → `closeout confirm-delivery {day} --edition {edition.number} --reason "…"`；确认未收到 → '
             f'`closeout retry-delivery {day} --edition {edition.number} --reason "…"`，再清除（Clear）本任务重跑。'
         )
+    found = unrecorded_messages(ctx, edition.report_date)
+    if found:
+        _record_found(ctx, edition, _next_attempt(ctx, edition, attempts), found)
+        path, _ = found[-1]
+        others = f"（另有 {len(found) - 1} 封）" if len(found) > 1 else ""
+        raise DeliveryUncertain(
+            f"{edition.label}：报送库里没有这天日报已发出的记录，但发件目录里有发出过的邮件 {path}{others}，"
+            "可能已经送达（报送库丢失或从旧备份恢复过？），不自动再发。请先在收件箱核对："
+            f'已收到 → `closeout confirm-delivery {day} --edition {edition.number} --reason "…"`；确认未收到 → '
+            f'`closeout retry-delivery {day} --edition {edition.number} --reason "…"`，再清除（Clear）本任务重跑。'
+        )
     rendered = read_files(ctx, edition)
-    attempt = (attempts[-1]["attempt"] if attempts else 0) + 1
+    attempt = _next_attempt(ctx, edition, attempts)
     message_id = make_message_id(f"closeout-{day}-{edition.number}-{attempt}", sender)
     message = build_message(edition.subject, rendered, edition.attachment_name, sender, recipients, message_id)
-    (edition.folder(ctx) / f"email-{attempt}.eml").write_bytes(bytes(message))
+    kept = edition.folder(ctx) / f"email-{attempt}.eml"
     key = {**edition.key, "attempt": attempt}
     send_once(
         store,
@@ -146,8 +167,87 @@ def deliver_edition(
         ),
         release=lambda conn: store.run(conn, "mark_delivery_refused", key),
         confirm=lambda conn: mark_sent(ctx, conn, edition, attempt),
+        before_send=lambda: kept.write_bytes(bytes(message)),
     )
     return Delivery("sent", message_id, recipients)
+
+
+_EMAIL_FILE = re.compile(r"email-(\d+)\.eml")
+
+
+def unrecorded_messages(ctx: Context, report_date: date) -> list[tuple[Path, str]]:
+    """The bulletin messages kept in the outbox for the day (every <outbox>/<date>/*/email-*.eml, folders set aside
+    as NN.unrecorded-… included) that the store knows nothing of, oldest first, each with its Message-ID: not the
+    message of a recorded attempt, nor a file already found and recorded (a found_on_disk delivery_event names its
+    Message-ID, or its path when it has none)."""
+    day = report_date.isoformat()
+    folder = ctx.settings.outbox / day
+    if not folder.is_dir():
+        return []
+    known = {r["message_id"] for r in ctx.store.rows("select_deliveries", {"report_date": day})}
+    noted = [
+        e["reason"]
+        for e in ctx.store.rows("select_delivery_events", {"report_date": day})
+        if e["event"] == "found_on_disk"
+    ]
+    found = []
+    for path in sorted(folder.glob("*/email-*.eml"), key=lambda p: (p.stat().st_mtime, p.as_posix())):
+        mid = _message_id_in(path)
+        ident = mid or path.relative_to(ctx.settings.outbox).as_posix()
+        if (mid and mid in known) or any(ident in reason for reason in noted):
+            continue
+        found.append((path, mid))
+    return found
+
+
+def _message_id_in(path: Path) -> str:
+    try:
+        with open(path, "rb") as kept:
+            return str(BytesHeaderParser(policy=policy.default).parse(kept)["Message-ID"] or "").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def _next_attempt(ctx: Context, edition: Edition, attempts: list[dict]) -> int:
+    """Past every recorded attempt of the edition and every email-<n>.eml in its folder: a file is never overwritten."""
+    kept = [int(m.group(1)) for p in edition.folder(ctx).glob("email-*.eml") if (m := _EMAIL_FILE.fullmatch(p.name))]
+    return max([a["attempt"] for a in attempts] + kept, default=0) + 1
+
+
+def _record_found(ctx: Context, edition: Edition, attempt: int, found: list[tuple[Path, str]]) -> None:
+    """The messages found as one unconfirmed attempt of the edition (the newest one's Message-ID and time), each
+    file named in a found_on_disk event, so an operator's confirm-delivery or retry-delivery resolves them."""
+    store = ctx.store
+    newest, newest_id = found[-1]
+    started = datetime.fromtimestamp(newest.stat().st_mtime, LOCAL_TZ).isoformat(timespec="milliseconds")
+    with store.transaction() as conn:
+        store.run(
+            conn,
+            "insert_delivery",
+            {
+                **edition.key,
+                "attempt": attempt,
+                "subject": edition.subject,
+                "recipients": ", ".join(ctx.settings.recipients),
+                "message_id": newest_id,
+                "content_sha256": edition.sha256,
+                "started_at": started,
+            },
+        )
+        for path, mid in found:
+            rel = path.relative_to(ctx.settings.outbox).as_posix()
+            store.run(
+                conn,
+                "insert_delivery_event",
+                {
+                    **edition.key,
+                    "attempt": attempt,
+                    "event": "found_on_disk",
+                    "actor": "closeout (发件目录核对 / outbox check)",
+                    "reason": f"{rel}（Message-ID {mid or '无'}）：发件目录里有这封邮件，报送库里没有它的发送记录",
+                    "at": now_local(),
+                },
+            )
 
 
 def mark_sent(ctx: Context, conn, edition: Edition, attempt: int) -> None:

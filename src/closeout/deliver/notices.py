@@ -1,19 +1,23 @@
 """Messages of the same-day loop: a receipt (回执) per judged file, reminders to late units, the deadline alert.
 
 Each notice has a natural key — (kind, report date, unit, file hash or reminder time) — and is sent at
-most once through the protocol of the bulletin (closeout.deliver.transport.send_once), a session's batch at a time
-(send_notices); which notices are due is decided from the store alone, so a re-run, or the cutoff run after
-intake, sends only what is missing. Chinese, plain and short: the clerk reads them on a phone.
+most once through the protocol of the bulletin (closeout.deliver.transport.send_once), message by message on a
+session shared by a batch (send_notices); which notices are due is decided from the store, so a re-run, or the
+cutoff run after intake, sends only what is missing, and from the outbox, where each message is kept as sent
+(<outbox>/<date>/notices/), so a store lost or restored from an older backup does not mail everyone again.
+Chinese, plain and short: the clerk reads them on a phone.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import formatdate
-
-from sqlalchemy.exc import DBAPIError
+from pathlib import Path
 
 from closeout.close.status import open_units, pending_signoffs, unit_statuses
 from closeout.core.clock import LOCAL_TZ, month_day, now_local
@@ -23,6 +27,22 @@ from closeout.deliver.transport import REFUSED, Connect, message_id
 from closeout.store.context import Context
 
 MESSAGES_PER_SESSION = 100  # servers cap the messages of one connection; a login per hundred costs little
+LIVE = ("sending", "sent")  # a notice in either state is never sent again; 'released' is sent again, same key
+KINDS = ("receipt", "reminder", "deadline_alert", "reclose_summary")
+
+
+class NoticesNeedOperator(RuntimeError):
+    """Notices that a retry cannot send: a person decides or fixes something first (one line each)."""
+
+
+class NoticesUncertain(NoticesNeedOperator):
+    """Notices the store has no record of, though the outbox keeps them as handed to a server: possibly delivered,
+    so recorded as unconfirmed and not sent without an operator's decision (closeout confirm-notice / retry-notice)."""
+
+
+class UnaddressableNotices(NoticesNeedOperator):
+    """Notices to a contact no message can be addressed to (a line break in the registry's address): not recorded,
+    so they go once the registry is fixed (closeout check-registry names them); the other notices went."""
 
 
 @dataclass(frozen=True)
@@ -177,11 +197,12 @@ def _local(day: date, hhmm: str) -> datetime:
 
 
 def _sent_keys(ctx: Context, day: str, kind: str) -> set[tuple[str, str]]:
-    """Notices recorded (sent, or being sent: never twice) of one kind for the day, as (unit, key)."""
+    """Notices recorded (sent, or being sent: never twice) of one kind for the day, as (unit, key); a released one
+    is due again."""
     return {
         (r["unit_code"], r["notice_key"])
         for r in ctx.store.rows("select_notices", {"report_date": day})
-        if r["kind"] == kind
+        if r["kind"] == kind and r["status"] in LIVE
     }
 
 
@@ -203,78 +224,182 @@ def build_notice_message(notice: Notice, sender: str) -> EmailMessage:
     return message
 
 
-def send_notices(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
-    """Send each notice at most once, in batches: 2,850 receipts are not 2,850 logins nor 5,700 transactions.
+def notice_file(outbox: Path, notice: Notice | dict) -> Path:
+    """Where a notice's message is kept as sent: <outbox>/<date>/notices/<kind>-<unit>-<key, 12 characters>.eml."""
+    ident = notice.ident if isinstance(notice, Notice) else notice
+    key = re.sub(r"[^0-9A-Za-z]", "", ident["notice_key"])[:12] or "0"
+    return outbox / ident["report_date"] / "notices" / f"{ident['kind']}-{ident['unit_code'] or 'day'}-{key}.eml"
 
-    What is already recorded is read in one query per day. Each batch of up to MESSAGES_PER_SESSION notices
-    then goes through the protocol of closeout.deliver.transport.send_once, a batch at a time: log in (a failure records
-    nothing), record the whole batch as 'sending' in one transaction, send each message on that session, and
-    record in one transaction the ones the server accepted as 'sent'. A message the server refuses is released
-    (its row deleted) so a later run sends it, and the rest of the batch still goes; the first refusal is raised
-    once every batch is done. Anything else (a timeout, a dropped line) may come after the server accepted that
-    message, so its row stays 'sending' (never twice); the messages of the batch not yet handed to the server
-    are released, those already accepted confirmed. A notice with no recipients is recorded as such, not mailed.
-    Returns the notices mailed, in the given order."""
+
+def send_notices(ctx: Context, notices: list[Notice], sender: str, connect: Connect) -> list[Notice]:
+    """Send each notice at most once; a batch of up to MESSAGES_PER_SESSION shares one login (2,850 receipts are
+    not 2,850 logins), each message its own claim and confirmation (the protocol of the bulletin).
+
+    What is already recorded is read in one query per day. A notice the store has no record of whose message the
+    outbox keeps (notice_file) may have reached the unit: it is recorded as unconfirmed ('sending', the file's
+    Message-ID and time) and not sent; NoticesUncertain names it once the rest went. Each other batch: log in (a
+    failure records nothing); then for each message, claim it ('sending', or a released one taken again) just before
+    it goes — in the transaction that records the previous message's answer — keep it on disk, hand it to the
+    server, and record the answer right after: 'sent', or 'released' for a refusal (with a notice_event) so a later
+    run sends it, the rest of the batch still going. The first refusal is raised once every batch is done. Anything
+    else (a timeout, a dropped line, the process killed) may come after the server accepted that one message, so it
+    alone stays 'sending' (never twice, listed by `closeout status` once CLOSEOUT_NOTICE_CONFIRM_MINUTES passed);
+    the messages not yet handed over were never claimed. A notice with no recipients is recorded as such, not
+    mailed. Returns the notices mailed, in the given order."""
     store = ctx.store
     recorded = _recorded(store, notices)
     todo: dict[tuple, Notice] = {}
     for notice in notices:
-        if _ident_key(notice.ident) not in recorded:
+        if recorded.get(_ident_key(notice.ident)) not in LIVE:
             todo.setdefault(_ident_key(notice.ident), notice)  # the same notice twice in the list: once
+    uncertain = [
+        (n, path)
+        for key, n in todo.items()
+        if key not in recorded and (path := notice_file(ctx.settings.outbox, n)).exists()
+    ]
+    uncertain = [(n, path) for n, path in uncertain if _record_found(store, n, path, sender)]
+    for n, _ in uncertain:
+        del todo[_ident_key(n.ident)]
     unmailable = [n for n in todo.values() if not n.recipients]
     if unmailable:  # no contact in the registry: kept for the record and the board, not mailed
         stamp = now_local()
-        rows = [
-            {**_record(n, build_notice_message(n, sender), stamp), "recipients": "（名录中无联系人）"}
-            | {"status": "sent", "sent_at": stamp}
-            for n in unmailable
-        ]
-        _claim(store, rows)
-    mailable = [n for n in todo.values() if n.recipients]
+        with store.transaction() as conn:
+            store.run(
+                conn,
+                "claim_notice",
+                [
+                    {**_record(n, build_notice_message(n, sender), stamp), "recipients": "（名录中无联系人）"}
+                    | {"status": "sent", "sent_at": stamp}
+                    for n in unmailable
+                ],
+            )
+    mailable, unaddressable = [], []
+    for notice in (n for n in todo.values() if n.recipients):
+        try:
+            mailable.append((notice, build_notice_message(notice, sender)))
+        except ValueError as exc:  # a CR/LF in a contact: this message alone waits for the registry to be fixed
+            unaddressable.append(
+                f"{notice.kind} {notice.unit_code} → {', '.join(map(repr, notice.recipients))}：联系人地址无法用于邮件"
+                f"（{exc}），未发送；改正名录后重跑（closeout check-registry）/ not sent: fix the registry's contact"
+            )
     sent: set[tuple] = set()
     refusals: list[tuple[Notice, Exception]] = []
     for start in range(0, len(mailable), MESSAGES_PER_SESSION):
-        batch = [(n, build_notice_message(n, sender)) for n in mailable[start : start + MESSAGES_PER_SESSION]]
-        done, refused = _send_batch(store, batch, connect)
+        batch = mailable[start : start + MESSAGES_PER_SESSION]
+        done, refused = _send_batch(ctx, batch, connect)
         sent.update(_ident_key(n.ident) for n in done)
         refusals += refused
+    found = [_uncertain_line(n, path) for n, path in uncertain]
     if refusals:
         notice, first = refusals[0]
         first.add_note(
             f"{len(refusals)} notice(s) refused by the mail server and left unsent for the next run: "
             + ", ".join(f"{n.kind} {n.unit_code or n.report_date} {n.key[:12]}" for n, _ in refusals)
         )
+        for line in found + unaddressable:
+            first.add_note(line)
         raise first
+    if found:
+        raise NoticesUncertain("\n".join(found + unaddressable))
+    if unaddressable:
+        raise UnaddressableNotices("\n".join(unaddressable))
     return [n for key, n in todo.items() if key in sent]
 
 
 def _send_batch(
-    store, batch: list[tuple[Notice, EmailMessage]], connect: Connect
+    ctx: Context, batch: list[tuple[Notice, EmailMessage]], connect: Connect
 ) -> tuple[list[Notice], list[tuple[Notice, Exception]]]:
-    """One session: claim the batch, send it, confirm what was accepted and release what was refused or never
-    handed to the server (see send_notices). Returns (sent, refused)."""
+    """One session, a message at a time (see send_notices): the answer to each message is recorded in the
+    transaction that claims the next (one more for the last), so at any moment at most one message is claimed and
+    unanswered. Returns (sent, refused)."""
+    store, outbox = ctx.store, ctx.settings.outbox
     done: list[Notice] = []
     refused: list[tuple[Notice, Exception]] = []
+    answer: list[tuple[str, dict]] = []  # the last message's answer, not yet recorded
     with connect() as send:
-        stamp = now_local()
-        claimed = _claim(store, [_record(n, m, stamp) | {"status": "sending", "sent_at": None} for n, m in batch])
-        pending = [(n, m) for n, m in batch if _ident_key(n.ident) in claimed]
-        pending.reverse()
-        try:
-            while pending:
-                notice, message = pending.pop()
-                try:
-                    send(message)
-                except REFUSED as exc:
-                    refused.append((notice, exc))
-                    continue
-                done.append(notice)
-        finally:  # the one in flight when something else went wrong is in neither list: it stays 'sending'
-            stamp = now_local()
+        for notice, message in batch:
             with store.transaction() as conn:
-                store.run(conn, "mark_notice_sent", [{**n.ident, "sent_at": stamp} for n in done])
-                store.run(conn, "delete_unsent_notice", [n.ident for n, _ in refused] + [n.ident for n, _ in pending])
+                for name, params in answer:
+                    store.run(conn, name, params)
+                answer = []
+                row = _record(notice, message, now_local()) | {"status": "sending", "sent_at": None}
+                claimed = store.run(conn, "claim_notice", row).rowcount == 1
+            if not claimed:  # recorded by a parallel run since it was found due: never twice
+                continue
+            kept = notice_file(outbox, notice)
+            try:  # written once claimed: a file here is a message that may have gone
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes(bytes(message))
+            except OSError:  # not handed over: nothing left unconfirmed
+                with store.transaction() as conn:
+                    store.run(conn, "release_notice", {**notice.ident, "status_was": "sending"})
+                raise
+            try:
+                send(message)
+            except REFUSED as exc:
+                refused.append((notice, exc))
+                answer = _refusal(notice, message, exc)
+                continue
+            done.append(notice)
+            answer = [("mark_notice_sent", {**notice.ident, "sent_at": now_local()})]
+        if answer:
+            with store.transaction() as conn:
+                for name, params in answer:
+                    store.run(conn, name, params)
     return done, refused
+
+
+def _refusal(notice: Notice, message: EmailMessage, exc: Exception) -> list[tuple[str, dict]]:
+    """A refused message is released (the next run sends it under the same key) and the refusal kept."""
+    event = {
+        **notice.ident,
+        "event": "refused",
+        "message_id": message["Message-ID"],
+        "actor": "closeout (邮件服务器拒收 / refused by the mail server)",
+        "reason": " ".join(str(exc).split())[:500],
+        "at": now_local(),
+    }
+    return [("release_notice", {**notice.ident, "status_was": "sending"}), ("insert_notice_event", event)]
+
+
+def _record_found(store, notice: Notice, path: Path, sender: str) -> bool:
+    """A notice kept in the outbox but unknown to the store, recorded as unconfirmed with the file's Message-ID and
+    time and a found_on_disk event naming the file; False when a parallel run recorded it first."""
+    try:
+        with open(path, "rb") as kept:
+            mid = str(BytesHeaderParser(policy=policy.default).parse(kept)["Message-ID"] or "").strip()
+        started = datetime.fromtimestamp(path.stat().st_mtime, LOCAL_TZ).isoformat(timespec="milliseconds")
+    except (OSError, ValueError):
+        mid, started = "", now_local()
+    row = _record(notice, build_notice_message(notice, sender), started) | {
+        "message_id": mid,
+        "status": "sending",
+        "sent_at": None,
+    }
+    with store.transaction() as conn:
+        if store.run(conn, "claim_notice", row).rowcount != 1:
+            return False
+        event = {
+            **notice.ident,
+            "event": "found_on_disk",
+            "message_id": mid,
+            "actor": "closeout (发件目录核对 / outbox check)",
+            "reason": f"{path}：发件目录里有这封邮件，报送库里没有它的发送记录",
+            "at": now_local(),
+        }
+        store.run(conn, "insert_notice_event", event)
+    return True
+
+
+def _uncertain_line(notice: Notice, path: Path) -> str:
+    who = notice.unit_code or "全市"
+    args = f"{notice.report_date} --kind {notice.kind}" + (f" --unit {notice.unit_code}" if notice.unit_code else "")
+    args += f" --key {notice.key[:12]}" if notice.key else ""
+    return (
+        f"{notice.kind} {who} {notice.key[:12]}：报送库里没有记录，但发件目录里有发出过的邮件 {path}，可能已经送达，"
+        f'不自动再发。已收到 → closeout confirm-notice {args} --reason "…"；'
+        f'确认未收到 → closeout retry-notice {args} --reason "…"'
+    )
 
 
 def _record(notice: Notice, message: EmailMessage, started_at: str) -> dict:
@@ -292,28 +417,11 @@ def _ident_key(row: dict) -> tuple[str, str, str, str]:
     return (row["kind"], row["report_date"], row["unit_code"], row["notice_key"])
 
 
-def _recorded(store, rows: list) -> set[tuple[str, str, str, str]]:
-    """The notices already recorded (sent, or being sent) on the days of these notices or rows, one query a day."""
+def _recorded(store, rows: list) -> dict[tuple[str, str, str, str], str]:
+    """The notices already recorded on the days of these notices or rows, with their status, one query a day."""
     days = {row.report_date if isinstance(row, Notice) else row["report_date"] for row in rows}
     return {
-        (r["kind"], day, r["unit_code"], r["notice_key"])
+        (r["kind"], day, r["unit_code"], r["notice_key"]): r["status"]
         for day in sorted(days)
         for r in store.rows("select_notices", {"report_date": day})
     }
-
-
-def _claim(store, rows: list[dict]) -> set[tuple[str, str, str, str]]:
-    """Record rows in one transaction; the keys recorded. A parallel run that recorded some of them since they
-    were found due makes the insert fail: those are dropped (never twice) and the rest recorded."""
-    while rows:
-        try:
-            with store.transaction() as conn:
-                store.insert_rows(conn, "claim_notices", rows)
-            return {_ident_key(r) for r in rows}
-        except DBAPIError:
-            recorded = _recorded(store, rows)
-            fewer = [r for r in rows if _ident_key(r) not in recorded]
-            if len(fewer) == len(rows):
-                raise  # not a notice recorded meanwhile
-            rows = fewer
-    return set()

@@ -78,8 +78,8 @@ def send_summary(
         "\n".join(f"{r['report_date']}|{r['unit_code']}|{r['metric']}|{r['new_sha256']}" for r in signed).encode()
     ).hexdigest()[:16]
     ident = {"kind": SUMMARY_KIND, "report_date": first.isoformat(), "unit_code": "", "notice_key": f"{last}|{key}"}
-    if ctx.store.rows("select_notice", ident):
-        return None  # this set of changes was mailed (or is being mailed) already
+    if any(r["status"] in ("sending", "sent") for r in ctx.store.rows("select_notice", ident)):
+        return None  # this set of changes was mailed (or is being mailed) already; a released one goes again
     totals = Counter()
     for d in days:
         totals.update(d.counts)
@@ -116,14 +116,25 @@ def send_summary(
         "message_id": message["Message-ID"],
         "body": body,
         "started_at": now_local(),
+        "status": "sending",
+        "sent_at": None,
     }
     store = ctx.store
     send_once(
         store,
         message,
         connect,
-        claim=lambda conn: store.run(conn, "insert_notice", record),
-        release=lambda conn: store.run(conn, "delete_unsent_notice", ident),
+        claim=lambda conn: _claim(store, conn, record),
+        release=lambda conn: store.run(conn, "release_notice", {**ident, "status_was": "sending"}),
         confirm=lambda conn: store.run(conn, "mark_notice_sent", {**ident, "sent_at": now_local()}),
     )
     return subject
+
+
+def _claim(store, conn, record: dict) -> None:
+    """The summary recorded 'sending' (new, or released and taken again); a parallel run that recorded it first
+    stops this one before anything is sent."""
+    if store.run(conn, "claim_notice", record).rowcount != 1:
+        raise RuntimeError(
+            f"{record['kind']} {record['report_date']} {record['notice_key']}: 已由另一次运行发送 / sent by another run"
+        )

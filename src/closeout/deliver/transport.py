@@ -26,14 +26,29 @@ def message_id(idstring: str, sender: str) -> str:
 
 
 def send_once(
-    store, message: EmailMessage, connect: Connect, claim: Callable, release: Callable, confirm: Callable
+    store,
+    message: EmailMessage,
+    connect: Connect,
+    claim: Callable,
+    release: Callable,
+    confirm: Callable,
+    before_send: Callable[[], object] | None = None,
 ) -> None:
-    """Connect and log in first (a failure records nothing), record the intent (`claim`), send, record the success
-    (`confirm`). A definite refusal `release`s the intent so a retry may send; anything else may come after the
-    server accepted the mail, so the intent stays."""
+    """Connect and log in first (a failure records nothing), record the intent (`claim`), keep the message as sent
+    (`before_send`, e.g. its .eml beside the edition: written only once the intent is recorded, so a file on disk is
+    a message that may have reached the server), send, record the success (`confirm`). A definite refusal
+    `release`s the intent so a retry may send; anything else may come after the server accepted the mail, so the
+    intent stays."""
     with connect() as send:
         with store.transaction() as conn:
             claim(conn)
+        if before_send is not None:
+            try:
+                before_send()
+            except BaseException:  # never handed to the server: nothing delivered, a retry may send
+                with store.transaction() as conn:
+                    release(conn)
+                raise
         try:
             send(message)
         except REFUSED:

@@ -1,5 +1,6 @@
 """Where a county's figures are: the sheet that has the header, and the header's columns (merged multi-row headers
-folded in). Another sheet that also holds figures is a finding, never a silence."""
+folded in). Another sheet that also holds figures is a finding, never a silence: a hard one when it too has a header
+(or the only header is on a hidden sheet), a soft one when it has none (a scratch calculation beside the report)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ COLUMN_ALIASES = {
     "attributed_unit": ("attributed_unit", "归属单位", "通报单位"),
     "measure": ("measure", "计量单位", "单位"),  # 人/例/万元 …: applies to the value beside it
     "seq": ("seq", "序号", "编号", "行号"),  # row numbers: read and ignored
+    # the running total beside 本日: read and not stored (the city derives cumulatives), one soft finding per file
+    "cumulative": ("cumulative", "累计", "累计数", "累计值", "本轮累计", "累计总数"),
 }
 HEADER_LOOKUP = {normalise_label(alias): column for column, aliases in COLUMN_ALIASES.items() for alias in aliases}
 
@@ -72,14 +75,28 @@ def row_holds_figure(row: list[object], catalogue: Catalogue) -> bool:
 
 
 def choose_sheet(sheets: list[Sheet], catalogue: Catalogue, sub: Submission) -> tuple[Sheet, tuple] | None:
-    """The first visible sheet with a header; every other sheet that holds figures is a finding."""
+    """The first visible sheet with the header (指标 and 数值; failing that, the first with 指标, whose missing 数值 is
+    then refused). Every other sheet that holds figures is a finding: hard when it has the header too (two tables:
+    which one is the report?) or when no visible sheet has it; soft when the read sheet is the only one with the
+    header and the other has none (a scratch calculation beside the report: not read, named)."""
     headed = [(sheet, _find_header(sheet.rows)) for sheet in sheets]
-    chosen = next(((s, h) for s, h in headed if h is not None and s.visible), None)
+    chosen = next(((s, h) for s, h in headed if _whole(h) and s.visible), None) or next(
+        ((s, h) for s, h in headed if h is not None and s.visible), None
+    )
     for sheet, header in headed:
         if chosen is not None and sheet is chosen[0]:
             continue
+        hidden = "（隐藏的）" if not sheet.visible else ""
+        if chosen is not None and _whole(chosen[1]) and not _whole(header):
+            if _holds_figures(sheet.rows, catalogue):
+                sub.finding(
+                    "soft",
+                    "scratch_sheet",
+                    f"{hidden}工作表“{sheet.name}”没有表头（指标/数值），像是草稿或计算过程，没有读入；只读了有表头的"
+                    f"工作表“{chosen[0].name}”。如果其中有要报的数，请移到“{chosen[0].name}”后重报",
+                )
+            continue
         if header is not None or _holds_figures(sheet.rows, catalogue):
-            hidden = "（隐藏的）" if not sheet.visible else ""
             read = f"，只读了工作表“{chosen[0].name}”" if chosen else "，而可见的工作表里没有表头"
             sub.finding(
                 "hard",
@@ -87,3 +104,8 @@ def choose_sheet(sheets: list[Sheet], catalogue: Catalogue, sub: Submission) -> 
                 f"{hidden}工作表“{sheet.name}”里也有数据{read}：一个文件只能有一张数据表，请删去或合并多余的工作表后重报",
             )
     return chosen
+
+
+def _whole(header: tuple | None) -> bool:
+    """The header names both the metric and the value column."""
+    return header is not None and "value" in header[1]

@@ -3,7 +3,9 @@ under it, whatever the county sent.
 
 Every figure that comes out is exactly what the county wrote; whatever the reader cannot account for
 (cells under no known column, rows after the instructions, other sheets holding figures, formulas
-without results) is a finding, never a silence.
+without results, a 累计 column it does not read, a note cut to its limit) is a finding, never a silence.
+A CSV whose last row is cut (no line break at the end, fewer cells than the header) is still being
+written, or its transfer broke: it is refused whole.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from closeout.core.registry import Registry, Unit
 from closeout.core.textclean import printable_name, strip_invisible
 from closeout.intake.files import FileRefused
 from closeout.intake.headers import choose_sheet, row_holds_figure
-from closeout.intake.spreadsheets import CellError, FormulaWithoutValue, Sheet, read_workbook
+from closeout.intake.spreadsheets import CellError, CellTooLong, FormulaWithoutValue, Sheet, Workbook, read_workbook
 from closeout.intake.submission import FigureRow, Submission, cell_text
 
 FIGURE_SUFFIXES = (".csv", ".xlsx")
@@ -32,6 +34,18 @@ TOTAL_LABEL = re.compile(
 INSTRUCTION_WORDS = ("填表说明", "说明：", "说明:", "注：", "注:", "备注：")
 SPLIT_THOUSANDS_HEAD = re.compile(r"^-?\d{1,3}$")
 SPLIT_THOUSANDS_TAIL = re.compile(r"^\d{3}$")
+COLUMN_NAMES = {  # a known column as a finding names it
+    "metric": "指标",
+    "value": "数值",
+    "unit_code": "单位代码",
+    "report_date": "日期",
+    "note": "备注",
+    "part": "分项",
+    "attributed_unit": "归属单位",
+    "measure": "计量单位",
+    "seq": "序号",
+    "cumulative": "累计",
+}
 
 
 def is_total_label(text: str, unit: Unit | None = None) -> bool:
@@ -72,13 +86,30 @@ def parse_submission(
         submission.finding(note.severity, note.rule, note.message, row=note.row, value=note.value)
     chosen = choose_sheet(workbook.sheets, catalogue, submission)
     if chosen is None:
+        for sheet in workbook.sheets:
+            _too_long_cells(submission, sheet.rows, limits)
         if not any(f.rule == "unread_sheet" for f in submission.findings):
             submission.finding("hard", "missing_header", "找不到表头：需要“指标”(metric) 和“数值”(value) 两列")
         return submission
     sheet, (header_index, columns, width) = chosen
+    if _last_row_cut(submission, workbook, sheet, header_index, width):
+        return submission
+    _too_long_cells(submission, sheet.rows[: header_index + 1], limits)
     if "value" not in columns:
         submission.finding("hard", "missing_header", "表头缺少“数值”(value) 列", row=sheet.rows[header_index][0])
         return submission
+    if "cumulative" in columns:
+        header_row, header_cells = sheet.rows[header_index]
+        position = columns["cumulative"]
+        written = cell_text(header_cells[position]) if position < len(header_cells) else ""
+        place = f"第{position + 1}列" if sheet.name == "CSV" else f"{_column_letter(position)}列"
+        submission.finding(
+            "soft",
+            "cumulative_column_not_read",
+            f"“{written or '累计'}”列（{place}）没有读入：累计数由市里按“前一日累计 + 当日新增”推算，"
+            "只读当日数（“数值/本日”列）；累计列可以保留",
+            row=header_row,
+        )
     RowReader(submission, sheet, columns, width, catalogue, registry, limits).read(header_index)
     _mark_totals(submission)
     if not submission.rows and not submission.findings:
@@ -97,6 +128,49 @@ def parse_submission(
             )
         )
     return submission
+
+
+def _last_row_cut(sub: Submission, workbook: Workbook, sheet: Sheet, header_index: int, width: int) -> bool:
+    """A CSV that does not end with a line break and whose last row has fewer cells than the header (or ends inside
+    a quoted cell) was read while still being written, or its transfer broke: refused whole, never read as blanks.
+    A last row in the instructions block (填表说明…) holds no figures: nothing of the report is cut."""
+    if not workbook.open_end or len(sheet.rows) <= header_index + 1:
+        return False
+    number, cells = sheet.rows[-1]
+    if not workbook.open_quote and len(cells) >= width:
+        return False
+    for row_number, row in sheet.rows[header_index + 1 :]:
+        first = next((c for c in map(cell_text, row) if c), "")
+        if first.startswith(INSTRUCTION_WORDS):
+            if number >= row_number:
+                return False
+            break
+    shown = "最后一格的引号没有闭合" if workbook.open_quote else f"只有 {len(cells)} 格（表头有 {width} 格）"
+    sub.finding(
+        "hard",
+        "file_incomplete",
+        f"文件的最后一行（第{number}行）{shown}，文件末尾也没有换行：最后一行被截断了，文件还在写入或者传输中断了，"
+        "没有读入；请等文件完整后重新发送整个文件",
+        row=number,
+        value=",".join(cell_text(c) for c in cells),
+    )
+    return True
+
+
+def _too_long_cells(sub: Submission, rows: list[tuple[int, list[object]]], limits: Limits) -> None:
+    """Cells too long to read outside the data rows (title rows, or a file without a header): refused where they are.
+    (Under the header, RowReader names each one's column and metric.)"""
+    for number, cells in rows:
+        for position, cell in enumerate(cells):
+            if isinstance(cell, CellTooLong):
+                sub.finding(
+                    "hard",
+                    "cell_too_long",
+                    f"第{position + 1}列的单元格有 {cell.length} 字，超过上限 {limits.max_cell_chars} 字，太长了，"
+                    "没有读入：请精简后重报",
+                    row=number,
+                    value=cell.preview + "…",
+                )
 
 
 class _Skip(Exception):
@@ -119,9 +193,9 @@ class _Line:
 
 class RowReader:
     """The rows under one sheet's header → the submission's figure rows, or a finding for each row that cannot be
-    one. The checks run in this order, and the first that refuses a row ends it: instruction rows, split thousands,
-    cells under no column, formula cells, then the figure itself (metric, measure and value, note, declared unit,
-    attributed unit, declared date)."""
+    one. The checks run in this order, and the first that refuses a row ends it: cells too long to read, instruction
+    rows, split thousands, cells under no column and formula cells (each named, both reported), then the figure itself
+    (metric, measure and value, note, declared unit, attributed unit, declared date)."""
 
     def __init__(
         self,
@@ -137,6 +211,7 @@ class RowReader:
         self.catalogue, self.registry, self.limits = catalogue, registry, limits
         self.csv_sheet = sheet.name == "CSV"
         self.known = set(columns.values())
+        self.names = {position: COLUMN_NAMES.get(column, column) for column, position in columns.items()}
         self.value_position = columns["value"]
         self.instructions_at: int | None = None  # the row the instructions block starts at
 
@@ -146,10 +221,13 @@ class RowReader:
             if not any(line.cells):
                 continue  # spacer row
             try:
+                self._too_long(line)
                 self._instructions(line)
                 self._split_thousands(line)
+                formulas = self._formula_cells(line)
                 self._unplaced_cells(line)
-                self._formula_cells(line)
+                if formulas:
+                    raise _Skip
                 self.sub.rows.append(self._figure(line))
             except _Skip:
                 continue
@@ -171,6 +249,40 @@ class RowReader:
             raw_value=raw_value,
             shown_value=cell_text(raw_value),
         )
+
+    def _where(self, position: int) -> str:
+        """A column as a finding names it: its name and its place (E列 in a workbook, 第5列 in a CSV)."""
+        place = f"第{position + 1}列" if self.csv_sheet else f"{_column_letter(position)}列"
+        name = self.names.get(position)
+        return f"“{name}”列（{place}）" if name else place
+
+    def _row_metric(self, line: _Line) -> str:
+        """The row's metric as findings name it: the catalogue's display when the label resolves, else as written;
+        "" when the metric cell itself is what cannot be read."""
+        position = self.columns.get("metric")
+        cell = line.values[position] if position is not None and position < len(line.values) else None
+        if isinstance(cell, FormulaWithoutValue | CellError | CellTooLong):
+            return ""
+        metric = self.catalogue.resolve(line.label) if line.label else None
+        return metric.display if metric else line.label
+
+    def _too_long(self, line: _Line) -> None:
+        """A cell too long to read (a CSV cell past max_cell_chars): which row, which column, which metric."""
+        long_cells = [(i, v) for i, v in enumerate(line.values) if isinstance(v, CellTooLong)]
+        if not long_cells:
+            return
+        metric = self._row_metric(line)
+        for position, cell in long_cells:
+            whose = "" if metric else "（这一行的指标名称读不到）"
+            self._hard(
+                line,
+                "cell_too_long",
+                f"{self._where(position)}的单元格有 {cell.length} 字，超过上限 {self.limits.max_cell_chars} 字，太长了，"
+                f"没有读入{whose}：请精简（备注请写要点，详细情况可写在文字稿 .md 中）后重报",
+                metric=metric,
+                value=cell.preview + "…",
+            )
+        raise _Skip
 
     def _get(self, values: list[object], column: str) -> object:
         position = self.columns.get(column)
@@ -203,6 +315,8 @@ class RowReader:
         split_tail = cells[after] if after < len(cells) else ""
         if not (self.csv_sheet and SPLIT_THOUSANDS_HEAD.match(shown_value) and SPLIT_THOUSANDS_TAIL.match(split_tail)):
             return
+        if self.columns.get("cumulative") == after and len(cells) <= self.width:
+            return  # 本日 beside 累计 (12 and 345), nothing pushed past the header: two figures, not one split
         tail = [c for c in cells[after:] if SPLIT_THOUSANDS_TAIL.match(c)]
         self._hard(
             line,
@@ -231,30 +345,44 @@ class RowReader:
         )
         raise _Skip
 
-    def _formula_cells(self, line: _Line) -> None:
-        """A formula without a saved result, or an error value, anywhere in the row: one finding each."""
-        bad_cells = [v for v in line.values if isinstance(v, FormulaWithoutValue | CellError)]
+    def _formula_cells(self, line: _Line) -> bool:
+        """A formula without a saved result (or with an empty one), or an error value, under any column the row is
+        read by: one finding each, naming the cell, its column, the row's metric and the formula. (The 累计 column is
+        not read; cells under no known column are cells_beyond_header.) True when the row has any."""
+        skipped = self.columns.get("cumulative")
+        bad_cells = [
+            (position, value)
+            for position, value in enumerate(line.values)
+            if isinstance(value, FormulaWithoutValue | CellError) and position in self.known and position != skipped
+        ]
         if not bad_cells:
-            return
-        for cell in bad_cells:
+            return False
+        metric = self._row_metric(line)
+        for position, cell in bad_cells:
+            name = self.names.get(position)
+            where = f"“{name}”列" if name else f"{_column_letter(position)}列"
+            if position == self.columns.get("metric"):
+                where += "，即这一行的指标名称"
             if isinstance(cell, FormulaWithoutValue):
+                formula = f" ={cell.formula}" if cell.formula else ""
+                result = "保存的计算结果是空的" if cell.empty_result else "文件里没有保存计算结果"
                 self._hard(
                     line,
                     "formula_without_value",
-                    f"{cell.coordinate} 是公式，但文件里没有保存计算结果（由程序生成或未重新计算）："
-                    "请在 Excel/WPS 中打开后保存，或把公式改为数值后重报",
-                    metric=line.label,
+                    f"{cell.coordinate} 单元格（{where}）是公式{formula}，但{result}（由程序生成或未重新计算），"
+                    "读不到这一格：请在 Excel/WPS 中打开后保存（让公式重新计算），或把公式改为数值后重报",
+                    metric=metric,
                     value=cell.coordinate,
                 )
             else:
                 self._hard(
                     line,
                     "formula_error",
-                    f"{cell.coordinate} 是错误值 {cell.text}（公式出错）：请改正公式或填入数值后重报",
-                    metric=line.label,
+                    f"{cell.coordinate} 单元格（{where}）是错误值 {cell.text}（公式出错）：请改正公式或填入数值后重报",
+                    metric=metric,
                     value=cell.text,
                 )
-        raise _Skip
+        return True
 
     def _figure(self, line: _Line) -> FigureRow:
         if is_total_label(line.label) and not line.part:
@@ -311,16 +439,21 @@ class RowReader:
             raise _Skip from None
 
     def _note(self, line: _Line, metric: Metric) -> str:
+        """The note as written; a note past max_note_chars is kept cut to that length (ending in …) with a soft
+        finding: the row's figure does not depend on it."""
         note = _as_written(self._get(line.values, "note"))
-        if len(note) > self.limits.max_note_chars:
-            self._hard(
-                line,
+        limit = self.limits.max_note_chars
+        if len(note) > limit:
+            self.sub.finding(
+                "soft",
                 "note_too_long",
-                f"备注有 {len(note)} 字，超过上限 {self.limits.max_note_chars} 字：请精简（详细情况可写在文字稿 .md 中）后重报",
+                f"备注有 {len(note)} 字，超过上限 {limit} 字：该行数值照常读入，备注只保留前 {limit - 1} 字、以“…”结尾；"
+                "请精简备注（详细情况可写在文字稿 .md 中）",
+                row=line.number,
                 metric=metric.display,
                 value=note[:20] + "…",
             )
-            raise _Skip
+            return note[: limit - 1] + "…"
         return note
 
     def _declared_unit(self, line: _Line) -> str:
@@ -353,6 +486,15 @@ class RowReader:
                 value=self._text(line.cells, "report_date"),
             )
             raise _Skip from None
+
+
+def _column_letter(position: int) -> str:
+    """0 → A, 25 → Z, 26 → AA: a column as Excel names it."""
+    letters, number = "", position + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
 
 
 def _as_written(value: object) -> str:

@@ -4,8 +4,10 @@ Only what the county wrote comes out: numbers in XLSX as Decimal from the stored
 float), formula cells without a saved result and error cells as markers, every sheet with its
 visibility, and each cell with its real row number (the stored sheet dimension is not trusted, and a
 stray cell far away costs nothing). The work is bounded: size, rows, columns, cells, uncompressed
-size, shared strings, time and memory each stop the read with a rule of their own. (Reading the bytes
-from the inbox is closeout.intake.files.)
+size, shared strings, time and memory each stop the read with a rule of their own. A file that is not
+whole — NUL padding at its end, left by a copy still being written — is refused before it is read, and
+a file whose bytes are the other format (a CSV named .xlsx, a workbook named .csv) is named as such.
+(Reading the bytes from the inbox is closeout.intake.files.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import csv
 import io
 import os
 import time
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -25,17 +28,36 @@ from closeout.intake.files import FileRefused, FileStillChanging
 # bytes decode "successfully" as GBK into mojibake: so UTF-8 first, then GB18030 (a superset of GBK).
 ENCODINGS = ("utf-8-sig", "gb18030")
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls / .et saved by old Excel or WPS
+ZIP_MAGIC = b"PK\x03\x04"  # .xlsx (and every other zip)
+ZIP_END = b"PK\x05\x06"  # the zip's end record: 22 bytes and its comment, the last thing in a whole zip
+ZIP_PADDING_RUN = 32  # NUL bytes ending a zip without its end record: padding (a zip's own runs are shorter)
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 text ends in NUL bytes of its own (refused for its encoding)
+PREVIEW_CHARS = 20  # of a cell too long to read, shown in its finding
 CHECK_EVERY = 512  # cells between two looks at the clock and the memory
 
 
 @dataclass(frozen=True)
 class FormulaWithoutValue:
-    """A formula cell with no saved result: written by a script, or never recalculated."""
+    """A formula cell with no saved result (no value, or an empty one): written by a script, or never recalculated."""
 
     coordinate: str
+    formula: str = ""  # the formula as written (shown, bounded), "" for a shared formula's other cells
+    empty_result: bool = False  # the saved result is there but empty (<v></v>, <v/>)
 
     def __str__(self) -> str:
         return f"（{self.coordinate} 的公式无计算结果）"
+
+
+@dataclass(frozen=True)
+class CellTooLong:
+    """A CSV cell longer than max_cell_chars: not kept, refused where the row says which metric it is."""
+
+    length: int
+    preview: str  # its first characters
+    has_line_break: bool  # (an unclosed quote swallows the rest of the file into one cell)
+
+    def __str__(self) -> str:
+        return f"（过长的单元格：{self.length} 字）"
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,8 @@ class Sheet:
 class Workbook:
     sheets: list[Sheet]
     notes: list[Note] = field(default_factory=list)
+    open_end: bool = False  # a CSV whose text does not end with a line break: its last row may be cut
+    open_quote: bool = False  # … and ends inside a quoted cell
 
 
 # --- budget ------------------------------------------------------------------------------------------------
@@ -136,6 +160,13 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
 
 def read_csv(data: bytes, limits: Limits) -> Workbook:
     budget = Budget(limits)
+    if data.startswith(ZIP_MAGIC):
+        if b"[Content_Types].xml" in data or b"xl/" in data:
+            raise FileRefused(
+                "xlsx_named_csv",
+                "这是 Excel 工作簿（.xlsx），扩展名却是 .csv，不能按 CSV 读：把扩展名改为 .xlsx 后重报",
+            )
+        raise FileRefused("unsupported_format", "这是压缩文件（zip），不是 CSV：请放入 .csv 或 .xlsx 文件本身后重报")
     try:
         text, _ = decode_bytes(data)
     except UnicodeDecodeError:
@@ -152,6 +183,9 @@ def read_csv(data: bytes, limits: Limits) -> Workbook:
             )
         )
     sheet = Sheet("CSV", True)
+    # A cell is bounded by max_cell_chars (refused with its row and column), not by the csv module's 128 KiB:
+    # no cell of a file within the size limit is longer than the file. (Process-wide, and only ever raised.)
+    csv.field_size_limit(max(csv.field_size_limit(), limits.max_file_bytes))
     reader = csv.reader(io.StringIO(text, newline=None))
     line = 0
     try:
@@ -166,23 +200,65 @@ def read_csv(data: bytes, limits: Limits) -> Workbook:
                     f"这一行有 {len(cells)} 列，超过上限 {limits.max_columns} 列：请检查是否有多余的逗号",
                     row=line,
                 )
+            row: list[object] = list(cells)
             for position, cell in enumerate(cells):
                 if cell.strip():
                     budget.count_cell(line, f"第{line}行第{position + 1}列")
-            sheet.rows.append((line, list(cells)))
+                if len(cell) > limits.max_cell_chars:  # never kept: its row's finding says where and what it is
+                    row[position] = CellTooLong(len(cell), cell.strip()[:PREVIEW_CHARS], "\n" in cell)
+            sheet.rows.append((line, row))
     except csv.Error as exc:
         raise FileRefused(
             "unreadable_file",
             f"第{line + 1}行附近 CSV 格式无法解析（{exc}）：请用 Excel 另存为 CSV 后重报",
             row=line + 1,
         ) from None
-    if text.count('"') % 2 == 1 and sheet.rows and any("\n" in c for c in sheet.rows[-1][1]):
+    open_quote = text.count('"') % 2 == 1
+    if open_quote and sheet.rows and any(_has_line_break(c) for c in sheet.rows[-1][1]):
         raise FileRefused(
             "unclosed_quote",
             "引号没有闭合：从这一行起的内容都被读进了同一个格子；请删去多余的英文双引号后重报",
             row=sheet.rows[-1][0],
         )
-    return Workbook([sheet], notes)
+    open_end = not text.endswith(("\n", "\r"))
+    return Workbook([sheet], notes, open_end=open_end, open_quote=open_end and open_quote)
+
+
+def _has_line_break(cell: object) -> bool:
+    return cell.has_line_break if isinstance(cell, CellTooLong) else "\n" in str(cell)
+
+
+def _looks_like_csv(data: bytes) -> bool:
+    """Text with commas and line breaks, and (almost) no control characters: a CSV, whatever its name says."""
+    try:
+        text, _ = decode_bytes(data)
+    except UnicodeDecodeError:
+        return False
+    if "," not in text or not ("\n" in text or "\r" in text):
+        return False
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if ch not in "\t\r\n" and unicodedata.category(ch) == "Cc")
+    return controls * 100 <= len(sample)
+
+
+def nul_padding(data: bytes) -> int:
+    """How many NUL bytes end the file beyond its content: the space a copy tool (or SMB) sets aside and then
+    fills in, left when the file is read before it is whole. Text never ends in NUL. A whole zip (xlsx) ends with
+    its end record, whose last field (the comment's length) is itself two NUL bytes; a zip cut short may end in a
+    few NUL bytes of its own headers (it is refused as unreadable): only a longer run is padding there."""
+    padding = len(data) - len(data.rstrip(b"\x00"))
+    if not padding or data.startswith(UTF16_BOMS):
+        return 0
+    if not data.startswith(ZIP_MAGIC):
+        return padding
+    end = data.rfind(ZIP_END, max(0, len(data) - padding - 22 - 65535))
+    if end >= 0 and end + 22 <= len(data):
+        whole = end + 22 + int.from_bytes(data[end + 20 : end + 22], "little")
+        if whole >= len(data):
+            return 0
+        if not data[whole:].strip(b"\x00"):
+            return len(data) - whole
+    return padding if padding >= ZIP_PADDING_RUN else 0
 
 
 # --- XLSX --------------------------------------------------------------------------------------------------
@@ -190,10 +266,10 @@ def read_csv(data: bytes, limits: Limits) -> Workbook:
 
 def read_xlsx(data: bytes, limits: Limits) -> Workbook:
     budget = Budget(limits)
-    if data.startswith(OLE_MAGIC):
+    if not data.startswith(ZIP_MAGIC) and _looks_like_csv(data):
         raise FileRefused(
-            "unsupported_format",
-            "这是旧版 Excel（.xls）或 WPS（.et）文件，只是扩展名写成了 .xlsx：请另存为 .xlsx 后重报",
+            "csv_named_xlsx",
+            "这是 CSV 文本文件，扩展名却是 .xlsx，不能按 Excel 工作簿读：把扩展名改为 .csv 后重报",
         )
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -261,7 +337,19 @@ def _read_sheets(data: bytes, limits: Limits, budget: Budget) -> Workbook:
 
         def parse_cell(self, element):
             raw = element.findtext(VALUE_TAG, None)
-            has_formula = element.find(FORMULA_TAG) is not None
+            formula = element.find(FORMULA_TAG)
+            if formula is not None and (raw is None or not raw.strip()):
+                # No saved result, or an empty one (<v></v>, <v/>): never read as a blank cell. Only a text
+                # formula (t="str") may have an empty result: that is how Excel saves a formula giving "".
+                if raw is None or element.get("t") != "str":
+                    cached = element.find(VALUE_TAG)
+                    if cached is not None:
+                        element.remove(cached)
+                    cell = super().parse_cell(element)
+                    cell["value"] = FormulaWithoutValue(
+                        _coordinate(cell), _shown_formula(formula.text), empty_result=raw is not None
+                    )
+                    return cell
             cell = super().parse_cell(element)
             if cell["data_type"] == "n" and raw not in (None, ""):
                 try:
@@ -270,8 +358,6 @@ def _read_sheets(data: bytes, limits: Limits, budget: Budget) -> Workbook:
                     cell["value"] = raw
             elif cell["data_type"] == "e":
                 cell["value"] = CellError(str(cell["value"]), _coordinate(cell))
-            if has_formula and element.find(VALUE_TAG) is None:
-                cell["value"] = FormulaWithoutValue(_coordinate(cell))
             return cell
 
     def _coordinate(cell) -> str:
@@ -318,8 +404,27 @@ def _read_sheets(data: bytes, limits: Limits, budget: Budget) -> Workbook:
     return Workbook(sheets)
 
 
+def _shown_formula(text: str | None) -> str:
+    """A formula as shown in a finding: one line, bounded."""
+    shown = " ".join((text or "").split())
+    shown = "".join("?" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in shown)
+    return shown if len(shown) <= 40 else shown[:39] + "…"
+
+
 def read_workbook(data: bytes, suffix: str, limits: Limits) -> Workbook:
     """Every sheet of the file (a CSV is one sheet); FileRefused when it cannot be read within the limits."""
+    if data.startswith(OLE_MAGIC):
+        raise FileRefused(
+            "unsupported_format",
+            f"这是旧版 Excel（.xls）或 WPS（.et）文件，只是扩展名写成了 {suffix}：请另存为 .xlsx 或 CSV UTF-8 后重报",
+        )
+    padding = nul_padding(data)
+    if padding:
+        raise FileRefused(
+            "file_incomplete",
+            f"文件末尾是 {padding} 个 NUL 空字节（复制工具、共享文件夹预先占好、还没写满的空间）：文件还在写入，"
+            "或者传输中断了，没有读入；请等文件完整后重新发送整个文件",
+        )
     if not data.strip(b" \t\r\n\x00\xef\xbb\xbf"):
         raise FileRefused(
             "empty_file",

@@ -11,7 +11,7 @@ from closeout.core.findings import Finding
 from closeout.core.numbers import clean_text
 from closeout.core.registry import Unit
 from closeout.core.textclean import printable_name
-from closeout.intake.spreadsheets import CellError, FormulaWithoutValue
+from closeout.intake.spreadsheets import CellError, CellTooLong, FormulaWithoutValue
 
 MAX_FINDINGS_PER_FILE = 50  # past that, one line says how many more: a bad file can't flood the store
 
@@ -81,7 +81,7 @@ def cell_text(value: object) -> str:
     """A cell as the text the reader compares: numbers as written, markers as their message, text NFKC-cleaned."""
     if value is None:
         return ""
-    if isinstance(value, FormulaWithoutValue | CellError):
+    if isinstance(value, FormulaWithoutValue | CellError | CellTooLong):
         return str(value)
     if isinstance(value, Decimal):
         return format(value, "f")

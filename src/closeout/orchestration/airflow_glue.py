@@ -7,6 +7,7 @@ the rest of the package imports no Airflow at all.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
@@ -126,10 +127,13 @@ def alert_ops_on_retry(context) -> None:
 
 def _alert_ops(context, will_retry: bool) -> None:
     """One mail to CLOSEOUT_OPS_EMAIL per failed try, in Chinese, naming the DAG, the task, the unit (a county
-    load), the one-line reason and a link to the task instance. Sent with the smtp provider's SmtpNotifier."""
+    load), the one-line reason and a link to the task instance — except for a shared outage (the store unreachable):
+    one mail per run and cause, listing the failures gathered (closeout.orchestration.incidents). Sent with the smtp
+    provider's SmtpNotifier."""
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     from closeout.deliver.transport import message_id
+    from closeout.orchestration.incidents import CAUSE_LABELS, failures, incident_file, record_failure, shared_cause
 
     settings = load_settings()
     if not settings.ops_emails:
@@ -140,12 +144,23 @@ def _alert_ops(context, will_retry: bool) -> None:
     unit = getattr(ti, "rendered_map_index", None) or ""
     report_date = (dag_run.conf or {}).get("report_date") or _local_day(dag_run)
     reason = one_line(context.get("exception"))
+    cause = shared_cause(context.get("exception"))
     link = task_instance_url(settings.ui_base_url, ti.dag_id, dag_run.run_id, ti.task_id, map_index)
     try_number = getattr(ti, "try_number", 1)
     state = "将自动重试" if will_retry else "已失败"
+    if cause:  # a shared outage: one alert per run and cause, listing the failures gathered meanwhile
+        folder = settings.archive_root / "incidents"
+        what = f"{ti.task_id}{'（' + unit + '）' if unit else ''} 第{try_number}次{state}：{reason}"
+        if not record_failure(folder, dag_run.run_id, cause, what):
+            print(f"同一运行的同一故障已告警，本次只记入其事件记录 / already alerted for this run and cause: {cause}")
+            return
+        time.sleep(settings.alert_gather_seconds)
+        others = failures(folder, dag_run.run_id, cause)[1:]
     subject = (
         f"【任务{state}】{ti.dag_id} · {ti.task_id}{' · ' + unit if unit else ''} · {report_date} · 第{try_number}次"
     )
+    if cause:
+        subject = f"【故障】{ti.dag_id} · {CAUSE_LABELS[cause].split(' / ')[0]} · {report_date} · {dag_run.run_id}"
     subject = subject.replace("{", "(").replace("}", ")")
     html = (
         f"<p>日清日结任务{state}（第{try_number}次尝试）。</p>"
@@ -156,6 +171,14 @@ def _alert_ops(context, will_retry: bool) -> None:
         f'<p><a href="{_h(link)}">在 Airflow 中打开该任务 / open the task instance</a><br>{_h(link)}</p>'
         "<p>处理办法见 docs/operations.md。</p>"
     )
+    if cause:
+        listed = "".join(f"<li>{_h(line)}</li>" for line in others[:50])
+        more = f"<li>另有 {len(others) - 50} 个 / {len(others) - 50} more</li>" if len(others) > 50 else ""
+        html += (
+            f"<p>同一原因（{_h(CAUSE_LABELS[cause])}）本次运行只告警这一封；此后同因失败只记入 "
+            f"{_h(incident_file(settings.archive_root / 'incidents', dag_run.run_id, cause))}。"
+            f"等待 {settings.alert_gather_seconds:g} 秒内另有 {len(others)} 次失败：</p><ul>{listed}{more}</ul>"
+        )
     # The hook sets Date: but no Message-ID:, which every closeout message carries (threading, dedup at the server).
     alert_id = message_id(f"closeout-alert-{ti.task_id}-{try_number}", settings.sender)
     SmtpNotifier(

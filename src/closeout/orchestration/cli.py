@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import getpass
+import os
+import pwd
+import socket
 import sys
 from datetime import date, datetime
 
 from closeout.core.vocabulary import DeliveryState, EditionKind, UnitStatus
+from closeout.orchestration import notice_commands
 from closeout.store.context import Context
 
 
@@ -36,6 +39,8 @@ def status(ctx: Context, day: date) -> int:
         mine = [n for n in notices if n["kind"] == kind]
         if mine:
             print(f"  {label} {len(mine)} 封（{sum(n['status'] == 'sent' for n in mine)} 封已确认发出）")
+    for line in notice_commands.status_lines(ctx, day):  # unconfirmed: each with the command that resolves it
+        print("  " + line)
     still_open = open_units(ctx, day)
     for name, why in still_open:
         print(f"  未结清：{name} {why}")
@@ -54,6 +59,17 @@ def status(ctx: Context, day: date) -> int:
     return 0 if not still_open else 1
 
 
+def cli_actor() -> str:
+    """Who runs a command, as the operating system knows them: the process's OS account and the host, never a name
+    taken from the environment (LOGNAME or USER can be set to anyone's name, an Airflow user's included)."""
+    uid = os.geteuid()
+    try:
+        account = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        account = f"uid {uid}"
+    return f"{account}@{socket.gethostname()} (closeout CLI, OS account)"
+
+
 def redacted(url: str) -> str:
     """A database URL without its password, to say which store was read."""
     from sqlalchemy.engine import make_url
@@ -65,7 +81,7 @@ def mark_absent(ctx: Context, day: date, unit: str, reason: str) -> int:
     from closeout.close.excusal import mark_absent as mark
 
     try:
-        print(mark(ctx, day, unit, reason, f"{getpass.getuser()} (closeout CLI)"))
+        print(mark(ctx, day, unit, reason, cli_actor()))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -152,8 +168,9 @@ def corrections(ctx: Context, since: date | None, out=None) -> int:
 
 
 def check_registry(ctx: Context) -> int:
-    """Load the registry (codes unique, names unique within their parent) and check its load groups fit
-    Airflow's [core] max_map_length; exit 1 with the fix, so init and CI catch it, not the 21:00 run."""
+    """Load the registry (codes unique, names unique within their parent, every contact an e-mail address) and check
+    its load groups fit Airflow's [core] max_map_length; exit 1 with the fix, so init and CI catch it, not the 21:00
+    run."""
     from airflow.sdk.configuration import conf
 
     try:
@@ -161,7 +178,7 @@ def check_registry(ctx: Context) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"{ctx.settings.registry_path}: {exc}")
         return 1
-    problems = registry.problems(conf.getint("core", "max_map_length", fallback=1024))
+    problems = registry.problems(conf.getint("core", "max_map_length", fallback=1024)) + registry.contact_problems()
     for problem in problems:
         print(problem)
     if not problems:
@@ -178,7 +195,11 @@ def reclose(ctx: Context, day: date, units: list[str], reason: str, actor: str) 
     from closeout.close.reclose import recheck_later_days, report_lines, run_request
     from closeout.close.reconcile import reconcile_day
 
-    request = run_request(ctx, day, {"report_date": day.isoformat(), "units": units, "reason": reason}, actor)
+    try:
+        request = run_request(ctx, day, {"report_date": day.isoformat(), "units": units, "reason": reason}, actor)
+    except ValueError as exc:  # a future date, a unit not in the registry, no reason for a published day
+        print(exc, file=sys.stderr)
+        return 2
     codes = [code for group in request.groups(plan_unit_groups(ctx)) for code in group["codes"]]
     for outcome in load_group(ctx, day, codes, request.signed):
         print(f"{outcome.unit_name}({outcome.unit_code}) {day}: {outcome.status}")
@@ -265,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         command = commands.add_parser(name, help=helptext)
         command.add_argument("report_date", type=date.fromisoformat, help="YYYY-MM-DD")
         command.add_argument("--edition", type=int, help="edition number (default: the last one mailed)")
-        command.add_argument("--reason", required=name != "forget-delivery", help="why (kept with the record)")
+        command.add_argument("--reason", required=True, help="why, in your words (kept with the record)")
         if name != "confirm-delivery":
             command.add_argument("--even-if-sent", action="store_true", help="also release a confirmed send")
+    notice_commands.add_parsers(commands)
     args = parser.parse_args(argv)
     ctx = Context.from_env()
     if args.command == "contract":
@@ -280,15 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         return check_registry(ctx)
     if args.command == "corrections":
         return corrections(ctx, args.since)
-    actor = f"{getpass.getuser()} (closeout CLI)"
+    actor = cli_actor()
     if args.command == "reclose" and args.through is not None:
         return reclose_days(ctx, args.report_date, args.through, args.unit, args.reason, actor)
     if args.command == "reclose":
         return reclose(ctx, args.report_date, args.unit, args.reason, actor)
+    if args.command in notice_commands.COMMANDS:
+        return notice_commands.run(ctx, args, actor)
     if args.command == "confirm-delivery":
         return confirm_delivery(ctx, args.report_date, args.edition, args.reason, actor)
-    reason = args.reason or "forget-delivery：核对收件箱后确认未收到"
-    return retry_delivery(ctx, args.report_date, args.edition, reason, actor, args.even_if_sent)
+    return retry_delivery(ctx, args.report_date, args.edition, args.reason, actor, args.even_if_sent)
 
 
 if __name__ == "__main__":

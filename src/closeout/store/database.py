@@ -56,18 +56,31 @@ class Store:
             self.ensure_schema()
 
     def ensure_schema(self) -> None:
-        creates = [name for name in self.queries if name.startswith("create_")]
         try:
             with self.engine.begin() as conn:
-                self._upgrade(conn)
-                for name in creates:
-                    conn.execute(text(self.queries[name]))
+                self._apply_schema(conn)
         except DBAPIError:
             # Two workers creating the same table at once on PostgreSQL: the loser finds it made.
             with self.engine.begin() as conn:
-                self._upgrade(conn)
-                for name in creates:
-                    conn.execute(text(self.queries[name]))
+                self._apply_schema(conn)
+
+    def _apply_schema(self, conn: Connection) -> None:
+        from sqlalchemy import inspect
+
+        existing = set(inspect(conn).get_table_names())
+        self._upgrade(conn)
+        for name in (name for name in self.queries if name.startswith("create_")):
+            conn.execute(text(self.queries[name]))
+        self._fill_new_tables(conn, existing)
+
+    def _fill_new_tables(self, conn: Connection, existing: set[str]) -> None:
+        """A store made before a table existed gets what that table would hold: 第N期 for every day that already has
+        an edition, numbered in report-date order within its year (never in the order this code happens to render
+        them), and the 标记缺报 decisions already in force as their first history."""
+        if existing and "edition" in existing and "bulletin_issue" not in existing:
+            conn.execute(text(self.queries["backfill_bulletin_issues"]))
+        if "unit_excusal" in existing and "unit_excusal_history" not in existing:
+            conn.execute(text(self.queries["backfill_excusal_history"]))
 
     def _upgrade(self, conn: Connection) -> None:
         """Stores made before editions: one delivery per day becomes attempt 1 of edition 1 (kept, never
