@@ -54,12 +54,18 @@ def status_lines(ctx: Context, day: date) -> list[str]:
     return lines
 
 
-def confirm_notice(ctx: Context, day: date, kind: str, unit: str, key: str, reason: str, actor: str) -> int:
-    """The operator found the notice in the unit's mailbox: 'sending' becomes 'sent', recorded with who and why."""
+def _asked(ctx: Context, day: date, kind: str, unit: str, key: str, reason: str) -> tuple[str, list[dict], str]:
+    """The operator's own reason (none: refused) and the notices their arguments name, or why they name none."""
     reason = " ".join((reason or "").split())
     if not reason:
-        return _refuse("必须写明原因（--reason）/ a reason is required")
+        return reason, [], "必须写明原因（--reason）/ a reason is required"
     rows, refusal = _matching(ctx, day, kind, unit, key)
+    return reason, rows, refusal or ""
+
+
+def confirm_notice(ctx: Context, day: date, kind: str, unit: str, key: str, reason: str, actor: str) -> int:
+    """The operator found the notice in the unit's mailbox: 'sending' becomes 'sent', recorded with who and why."""
+    reason, rows, refusal = _asked(ctx, day, kind, unit, key, reason)
     if refusal:
         return _refuse(refusal)
     pending = [r for r in rows if r["status"] == "sending"]
@@ -83,10 +89,7 @@ def retry_notice(
 ) -> int:
     """The operator checked: the notice did not arrive. 'sending' becomes 'released', so the next run sends it again
     under the same key; a confirmed one only with `even_if_sent`."""
-    reason = " ".join((reason or "").split())
-    if not reason:
-        return _refuse("必须写明原因（--reason）/ a reason is required")
-    rows, refusal = _matching(ctx, day, kind, unit, key)
+    reason, rows, refusal = _asked(ctx, day, kind, unit, key, reason)
     if refusal:
         return _refuse(refusal)
     chosen = [r for r in rows if r["status"] == "sending"]
