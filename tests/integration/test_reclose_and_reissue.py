@@ -149,6 +149,7 @@ def test_changes_after_publication_go_out_together_once_the_batch_time_has_passe
 
 
 def test_the_command_line_recloses_a_day_as_the_form_does(db_url, ctx_for, tmp_path, smtp_sink, capsys, monkeypatch):
+    from closeout.orchestration.cli import cli_actor
     from closeout.orchestration.cli import main as cli
 
     ctx, march_18 = two_published_days(db_url, ctx_for, tmp_path, smtp_sink)
@@ -161,6 +162,6 @@ def test_the_command_line_recloses_a_day_as_the_form_does(db_url, ctx_for, tmp_p
     assert "衢江区" not in out  # only the unit named was loaded again
     rows = register(ctx)
     assert {(r["kind"], r["report_date"]) for r in rows} == {("更正", "2022-03-18"), ("重算", "2022-03-19")}
-    assert all(r["signed_by"].endswith("(closeout CLI)") for r in rows)
+    assert {r["signed_by"] for r in rows} == {cli_actor()}  # the OS account and host, never LOGNAME
     with pytest.raises(SystemExit):  # the reason is required
         cli(["reclose", "2022-03-18", "--unit", "柯城区"])
