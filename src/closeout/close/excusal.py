@@ -27,7 +27,6 @@ def mark_absent(ctx: Context, report_date: date, unit_text: str, reason: str, ma
             f"{report_date} 的日报已发出：标记缺报会改变已发布的内容，请走更正流程（closeout reclose {report_date} "
             f'--unit {unit.code} --reason "…"，或单位补报后自动生成补报版）/ the day was published: use a correction'
         )
-    ctx.store.ensure_schema()
     decision = {
         "report_date": report_date.isoformat(),
         "unit_code": unit.code,
